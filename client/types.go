@@ -1,0 +1,58 @@
+package client
+
+import "github.com/natter-chat/natter/internal/protocol"
+
+// The wire types, re-exported so that programs outside this module can use
+// them without importing internal packages. They are aliases: a
+// client.Message is a protocol.Message.
+type (
+	User                  = protocol.User
+	Message               = protocol.Message
+	Member                = protocol.Member
+	Conversation          = protocol.Conversation
+	Session               = protocol.Session
+	AuthResponse          = protocol.AuthResponse
+	ConversationResponse  = protocol.ConversationResponse
+	ConversationsResponse = protocol.ConversationsResponse
+	MessageResponse       = protocol.MessageResponse
+	MessagesResponse      = protocol.MessagesResponse
+	ReadResponse          = protocol.ReadResponse
+	SessionsResponse      = protocol.SessionsResponse
+	UserResponse          = protocol.UserResponse
+	ErrorBody             = protocol.ErrorBody
+	ErrorDetail           = protocol.ErrorDetail
+	ClientFrame           = protocol.ClientFrame
+	ServerFrame           = protocol.ServerFrame
+)
+
+// Types of the frames the server pushes, as seen in ServerFrame.Type by
+// ConnOptions.OnEvent.
+const (
+	TypeMessage      = protocol.TypeMessage      // a new message; ServerFrame.Msg() returns it
+	TypeConversation = protocol.TypeConversation // the user was added to ServerFrame.Conversation
+	TypeMemberAdded  = protocol.TypeMemberAdded  // ServerFrame.Users joined ServerFrame.Conv
+	TypeMemberGone   = protocol.TypeMemberGone   // ServerFrame.Users left ServerFrame.Conv
+	TypeReadUpdate   = protocol.TypeReadUpdate   // ServerFrame.User read ServerFrame.Conv up to ServerFrame.ReadSeq
+	TypeReconnect    = protocol.TypeReconnect    // the node drains: reconnect after ServerFrame.AfterMS
+	TypeError        = protocol.TypeError        // an error not tied to a request (no ref)
+)
+
+// WebSocket close codes the server uses besides the standard ones (1000
+// normal, 1001 going away on drain, 1009 frame too large). Conn.CloseCode
+// and CloseError.Code report them.
+const (
+	CloseUnauthenticated = protocol.CloseUnauthenticated // no valid token
+	CloseProtocolError   = protocol.CloseProtocolError   // too many bad frames
+	CloseSessionRevoked  = protocol.CloseSessionRevoked  // the login was revoked or its token expired
+	CloseSlowConsumer    = protocol.CloseSlowConsumer    // the client read too slowly; reconnect and sync
+)
+
+// Request bodies of the REST API.
+type (
+	CredentialsRequest        = protocol.CredentialsRequest
+	RefreshRequest            = protocol.RefreshRequest
+	CreateConversationRequest = protocol.CreateConversationRequest
+	MembersRequest            = protocol.MembersRequest
+	SendRequest               = protocol.SendRequest
+	ReadRequest               = protocol.ReadRequest
+)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/natter-chat/natter/internal/app"
+	"github.com/natter-chat/natter/internal/wsapi"
+)
+
+type serveCmd struct {
+	Addr            string        `help:"Address to listen on." default:"127.0.0.1:8080" env:"NATTER_ADDR"`
+	Data            string        `help:"Data directory (database, signing key); created on first start." default:"natter-data" env:"NATTER_DATA" type:"path"`
+	NodeID          int64         `help:"Node id, 0-1023, unique per node; part of every id." default:"0" env:"NATTER_NODE_ID"`
+	MaxTextBytes    int           `help:"Longest message text in bytes." default:"16384" env:"NATTER_MAX_TEXT_BYTES"`
+	AllowedOrigins  []string      `help:"Browser origins allowed to open WebSockets besides the server's own (comma-separated; * for any)." env:"NATTER_ALLOWED_ORIGINS"`
+	ShutdownTimeout time.Duration `help:"Longest graceful shutdown." default:"25s" env:"NATTER_SHUTDOWN_TIMEOUT"`
+	DrainJitter     time.Duration `help:"On shutdown, clients are told to reconnect within this random delay." default:"5s" env:"NATTER_DRAIN_JITTER"`
+	WSQueueFrames   int64         `help:"Frames queued per WebSocket before the client is dropped as too slow." default:"1024" env:"NATTER_WS_QUEUE_FRAMES"`
+	WSIdleTimeout   time.Duration `help:"Drop a WebSocket that sends nothing (not even a pong) this long." default:"60s" env:"NATTER_WS_IDLE_TIMEOUT"`
+	WSPingInterval  time.Duration `help:"How often the server pings each WebSocket." default:"20s" env:"NATTER_WS_PING_INTERVAL"`
+	DebugAddr       string        `help:"If set, serve /debug/pprof and /metrics on this address (keep it private)." env:"NATTER_DEBUG_ADDR"`
+	LogFormat       string        `help:"Log format: auto (text on a terminal, else JSON), text or json." enum:"auto,text,json" default:"auto" env:"NATTER_LOG_FORMAT"`
+	LogLevel        string        `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"info" env:"NATTER_LOG_LEVEL"`
+}
+
+func (s *serveCmd) Run(ctx context.Context) error {
+	log := newLogger(os.Stderr, s.LogFormat, s.LogLevel)
+	a, err := app.New(ctx, app.Config{
+		Addr: s.Addr, DataDir: s.Data, NodeID: s.NodeID, MaxTextBytes: s.MaxTextBytes,
+		AllowedOrigins: s.AllowedOrigins, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
+		DebugAddr: s.DebugAddr, Logger: log,
+		WS: wsapi.Options{QueueFrames: s.WSQueueFrames, IdleTimeout: s.WSIdleTimeout, PingInterval: s.WSPingInterval},
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "natter %s listening on http://%s (data in %s)\n", version, a.Addr(), s.Data)
+	return a.Run(ctx)
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

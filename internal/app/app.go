@@ -1,0 +1,232 @@
+// Package app is the composition root: it builds a Natter node from a
+// Config, wiring store, bus, auth, core, hub and transports, and runs it
+// until its context ends. It is the only package that knows which
+// backends exist (embedded mode today: SQLite and the in-process bus).
+//
+// Invariants: shutdown is ordered so that nothing acknowledged is lost:
+// /readyz turns 503 first, then the node stops accepting connections,
+// tells WebSocket clients to reconnect with jitter, lets in-flight REST
+// requests finish, commits every queued send, and only then closes the
+// store.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/natter-chat/natter/internal/auth"
+	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/core"
+	"github.com/natter-chat/natter/internal/httpapi"
+	"github.com/natter-chat/natter/internal/hub"
+	"github.com/natter-chat/natter/internal/membus"
+	"github.com/natter-chat/natter/internal/metrics"
+	"github.com/natter-chat/natter/internal/snowflake"
+	"github.com/natter-chat/natter/internal/sqlite"
+	"github.com/natter-chat/natter/internal/wsapi"
+)
+
+// Config is everything a node needs. Zero values are documented per field;
+// cmd/natter fills it from flags, NATTER_* variables and a config file.
+type Config struct {
+	Addr            string        // listen address; empty means 127.0.0.1:8080 ("127.0.0.1:0" picks a free port)
+	DataDir         string        // where the database and keys live; empty means ./natter-data
+	NodeID          int64         // 0..1023, part of every id this node makes
+	MaxTextBytes    int           // longest message text; zero means 16 KiB
+	AllowedOrigins  []string      // extra browser origins allowed on /v1/ws
+	ShutdownTimeout time.Duration // longest graceful shutdown; zero means 25s
+	DrainJitter     time.Duration // clients reconnect within this; zero means 5s
+	DebugAddr       string        // if set, serves /debug/pprof and /metrics there
+	WS              wsapi.Options // WebSocket tuning; zero values as documented there
+	Hasher          auth.HasherOptions
+	Logger          *slog.Logger // nil means discard
+}
+
+// App is a running node's parts.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *sqlite.Store
+	svc      *core.Service
+	hub      *hub.Hub
+	ws       *wsapi.Handler
+	handler  http.Handler
+	listener net.Listener
+	draining atomic.Bool
+	// subscribe connects the hub to the bus; debug serves DebugAddr.
+	subscribe func(context.Context) (func(), error)
+	debug     http.Handler
+}
+
+// New builds a node: it creates the data directory, opens (and migrates)
+// the store and loads or creates the token signing key.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "natter-data"
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 25 * time.Second
+	}
+	if cfg.DrainJitter == 0 {
+		cfg.DrainJitter = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	ids, err := snowflake.New(cfg.NodeID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("node id: %w", err)
+	}
+	key, err := auth.LoadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "natter.db"), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a := &App{cfg: cfg, log: cfg.Logger, store: store}
+	bus := membus.New(0)
+	reg := prometheus.NewRegistry()
+	met := metrics.New(reg, func() float64 { return float64(bus.Dropped()) })
+	a.svc = core.New(core.Deps{
+		Store: store, Bus: bus, IDs: ids,
+		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
+	}, core.Options{
+		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger,
+		Observe: func(n int, took time.Duration, err error) {
+			met.CommitBatch.Observe(float64(n))
+			met.CommitLatency.Observe(took.Seconds())
+		},
+	})
+	a.hub = hub.New(a.svc.ConversationIDs, cfg.Logger)
+	wsOpts := cfg.WS
+	wsOpts.AllowedOrigins = append(wsOpts.AllowedOrigins, cfg.AllowedOrigins...)
+	wsOpts.Logger = cfg.Logger
+	a.ws = wsapi.New(a.svc, a.hub, met, wsOpts)
+	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready})
+
+	mux := http.NewServeMux()
+	api.Routes(mux)
+	mux.Handle("GET /v1/ws", a.ws)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	a.handler = mux
+	a.subscribe = func(ctx context.Context) (func(), error) { return bus.Subscribe(ctx, a.hub.Handle) }
+	a.debug = debugMux(reg)
+	return a, nil
+}
+
+func debugMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (a *App) ready(ctx context.Context) error {
+	if a.draining.Load() {
+		return chat.Errorf(chat.CodeUnavailable, "shutting down")
+	}
+	return a.store.Ping(ctx)
+}
+
+// Listen binds the listen address; Addr is known afterwards. Run calls
+// it if it was not called.
+func (a *App) Listen() error {
+	if a.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = l
+	return nil
+}
+
+// Addr returns the bound address (after Listen).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Run serves until ctx is done, then shuts down gracefully (see the
+// package comment) and closes the store. It returns the first error that
+// stopped it, or nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	defer a.store.Close()
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	svcCtx, stopSvc := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.svc.Run(svcCtx) })
+	unsubscribe, err := a.subscribe(svcCtx)
+	if err != nil {
+		stopSvc()
+		wg.Wait()
+		return fmt.Errorf("subscribe to bus: %w", err)
+	}
+	pingCtx, stopPing := context.WithCancel(context.Background())
+	wg.Go(func() { a.ws.Run(pingCtx) })
+
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(a.listener) }()
+	var debugSrv *http.Server
+	if a.cfg.DebugAddr != "" {
+		debugSrv = &http.Server{Addr: a.cfg.DebugAddr, Handler: a.debug, ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := debugSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("debug listener failed", "err", err)
+			}
+		})
+	}
+	a.log.Info("natter is serving", "addr", a.Addr(), "data", a.cfg.DataDir, "node", a.cfg.NodeID)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	a.log.Info("shutting down")
+	a.draining.Store(true)
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var sd sync.WaitGroup
+	sd.Go(func() { _ = srv.Shutdown(shutCtx) })
+	sd.Go(func() { a.ws.Drain(shutCtx, a.cfg.DrainJitter) })
+	if debugSrv != nil {
+		sd.Go(func() { _ = debugSrv.Shutdown(shutCtx) })
+	}
+	sd.Wait()
+	stopPing()
+	unsubscribe()
+	stopSvc() // the appender commits what is still queued before it returns
+	wg.Wait()
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	a.log.Info("stopped")
+	return runErr
+}

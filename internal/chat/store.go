@@ -1,0 +1,86 @@
+package chat
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the system of record: users, sessions, conversations, members
+// and messages. Implementations: sqlite (embedded) and, later, postgres.
+// Every implementation must pass chattest.TestStore.
+//
+// Store methods check no permissions (package core does); they enforce only
+// data invariants: unique usernames, one direct conversation per pair,
+// gap-free seqs and idempotent appends. Lookups of something absent return
+// an *Error with CodeNotFound. A failure of the backend itself is returned
+// as CodeUnavailable, so callers can tell "retry" from "never".
+type Store interface {
+	// CreateUser stores a new user with its password hash.
+	// Errors: CodeUsernameTaken.
+	CreateUser(ctx context.Context, u User, passwordHash string) error
+	// GetUser returns the user with id.
+	GetUser(ctx context.Context, id UserID) (User, error)
+	// GetUserByUsername returns the user and its password hash.
+	GetUserByUsername(ctx context.Context, username string) (User, string, error)
+	// ListUsers returns the users among ids that exist, in any order.
+	ListUsers(ctx context.Context, ids []UserID) ([]User, error)
+
+	// CreateSession stores a new session whose current refresh token hashes
+	// to refreshHash.
+	CreateSession(ctx context.Context, s Session, refreshHash string) error
+	// RotateRefreshToken atomically replaces the session's current refresh
+	// token hash oldHash by newHash and returns the session.
+	// If oldHash is a token of the session that was already rotated away,
+	// the session is revoked and CodeRefreshReused returned. An unknown
+	// hash, or a revoked or expired session, gives CodeUnauthenticated.
+	RotateRefreshToken(ctx context.Context, oldHash, newHash string, now time.Time, ttl time.Duration) (Session, error)
+	// GetSession returns a session by id (revoked ones included).
+	GetSession(ctx context.Context, id SessionID) (Session, error)
+	// ListSessions returns the user's live sessions, newest first.
+	ListSessions(ctx context.Context, user UserID, now time.Time) ([]Session, error)
+	// RevokeSession revokes the user's session id. Revoking a session that
+	// is not the user's gives CodeNotFound; revoking twice is not an error.
+	RevokeSession(ctx context.Context, user UserID, id SessionID, now time.Time) error
+
+	// CreateConversation stores c with its members. For a direct
+	// conversation that already exists between the same two users it stores
+	// nothing and returns the existing one with created == false.
+	CreateConversation(ctx context.Context, c Conversation, members []Member) (conv Conversation, created bool, err error)
+	// GetConversation returns the conversation with id.
+	GetConversation(ctx context.Context, id ConversationID) (Conversation, error)
+	// GetMember returns user's membership of conv; CodeNotFound if none.
+	GetMember(ctx context.Context, conv ConversationID, user UserID) (Member, error)
+	// ListMembers returns conv's members ordered by join time then user id.
+	ListMembers(ctx context.Context, conv ConversationID) ([]Member, error)
+	// ListConversations returns the user's conversations, most recent
+	// activity first, each with its last message and the user's unread count.
+	ListConversations(ctx context.Context, user UserID) ([]ConversationSummary, error)
+	// ListConversationIDs returns the ids of the user's conversations.
+	ListConversationIDs(ctx context.Context, user UserID) ([]ConversationID, error)
+	// AddMembers adds members to conv; users already members are left as
+	// they are. It returns the members actually added.
+	AddMembers(ctx context.Context, conv ConversationID, members []Member) ([]Member, error)
+	// RemoveMember removes user from conv. CodeNotFound if not a member.
+	RemoveMember(ctx context.Context, conv ConversationID, user UserID) error
+	// UpdateReadSeq raises user's read watermark in conv to seq (clamped to
+	// the conversation's last seq; it never goes down) and returns the member.
+	UpdateReadSeq(ctx context.Context, conv ConversationID, user UserID, seq int64) (Member, error)
+
+	// AppendMessages stores drafts in one transaction (group commit) and
+	// returns one result per draft, in order. Within the transaction each
+	// new message gets its conversation's next seq, so seqs have no gap and
+	// commit in seq order. A draft whose (Conv, Sender, ClientID) is already
+	// stored, earlier or in the same batch, yields the stored message with
+	// Duplicate set. A draft for a missing conversation yields a per-result
+	// CodeNotFound. When the transaction fails, the returned error is
+	// non-nil, nothing of the batch is stored, and results are nil.
+	// AppendMessages returns only after the transaction is durable.
+	AppendMessages(ctx context.Context, drafts []Draft) ([]AppendResult, error)
+	// ListMessages returns a page of messages (see MessageQuery).
+	ListMessages(ctx context.Context, q MessageQuery) ([]Message, error)
+
+	// Ping reports whether the store is reachable and migrated.
+	Ping(ctx context.Context) error
+	// Close releases the store. It is safe to call once.
+	Close() error
+}

@@ -1,0 +1,70 @@
+package core
+
+import (
+	"context"
+	"unicode/utf8"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+// SendResult is the outcome of a send: the stored message, and whether it
+// had been stored before (an idempotent retry returns the original).
+type SendResult struct {
+	Message   chat.Message
+	Duplicate bool
+}
+
+// Send stores a message and returns it once it is durable. It blocks
+// until then or until ctx is done (the message may still be stored: retry
+// with the same clientID to learn its fate).
+// Errors: not_found, invalid_argument, too_large, unavailable.
+func (s *Service) Send(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string) (SendResult, error) {
+	type outcome struct {
+		r   SendResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	s.SendAsync(ctx, p, conv, clientID, text, func(r SendResult, err error) { done <- outcome{r, err} })
+	select {
+	case o := <-done:
+		return o.r, o.err
+	case <-ctx.Done():
+		return SendResult{}, chat.Unavailable("send", ctx.Err())
+	}
+}
+
+// SendAsync checks and queues a message for the next commit and calls
+// done exactly once: with the stored message after the commit, or with
+// an error. done runs on the appender goroutine (or the caller's, for
+// errors found before queuing) and must not block. SendAsync itself blocks
+// only while the commit queue is full.
+func (s *Service) SendAsync(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string, done func(SendResult, error)) {
+	if err := s.validSend(clientID, text); err != nil {
+		done(SendResult{}, err)
+		return
+	}
+	if _, err := s.member(ctx, conv, p.User); err != nil {
+		done(SendResult{}, err)
+		return
+	}
+	d := chat.Draft{ID: chat.MessageID(s.ids.NextID()), Conv: conv, Sender: p.User, ClientID: clientID, Text: text, SentAt: s.now()}
+	if err := s.appender.enqueue(ctx, d, done); err != nil {
+		done(SendResult{}, err)
+	}
+}
+
+func (s *Service) validSend(clientID, text string) error {
+	switch {
+	case clientID == "":
+		return chat.Errorf(chat.CodeInvalidArgument, "client_id is required (an idempotency key chosen by the client)")
+	case len(clientID) > s.opts.MaxClientIDLen || !utf8.ValidString(clientID):
+		return chat.Errorf(chat.CodeInvalidArgument, "client_id must be valid UTF-8 of at most %d bytes", s.opts.MaxClientIDLen)
+	case text == "":
+		return chat.Errorf(chat.CodeInvalidArgument, "text must not be empty")
+	case len(text) > s.opts.MaxTextBytes:
+		return chat.Errorf(chat.CodeTooLarge, "text is longer than %d bytes", s.opts.MaxTextBytes)
+	case !utf8.ValidString(text):
+		return chat.Errorf(chat.CodeInvalidArgument, "text must be valid UTF-8")
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+// Package hub is the per-node fan-out: it knows which users have live
+// connections on this node and which conversations they are in, and hands
+// each event from the bus to exactly those connections.
+//
+// Invariants: a message is encoded once per node and the same bytes are
+// handed to every connection; Deliver never blocks, so one slow client
+// cannot delay anyone else (the connection closes itself when its bounded
+// queue overflows); a user removed from a conversation receives none of
+// its later events, on any of their connections. The index is
+// conversation → local users → connections, so a message costs work
+// proportional to its online recipients on this node, not to the
+// conversation's size.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/protocol"
+)
+
+// Conn is a live client connection as the hub sees it.
+type Conn interface {
+	User() chat.UserID
+	// Deliver queues frame for the client without blocking. frame is shared
+	// with other connections and must not be modified.
+	Deliver(frame []byte)
+}
+
+// Loader lists the conversations a user belongs to.
+type Loader func(ctx context.Context, user chat.UserID) ([]chat.ConversationID, error)
+
+// Hub is safe for concurrent use. Create it with New.
+type Hub struct {
+	load Loader
+	log  *slog.Logger
+
+	mu    sync.RWMutex
+	users map[chat.UserID]*userState
+	convs map[chat.ConversationID]map[chat.UserID]struct{}
+	conns int
+}
+
+type userState struct {
+	conns   []Conn
+	convs   map[chat.ConversationID]struct{}
+	loading int                                // loads in progress
+	removed map[chat.ConversationID]struct{} // removals seen while loading
+}
+
+// New returns an empty hub that uses load to learn a user's conversations
+// when their first connection registers.
+func New(load Loader, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{load: load, log: log, users: make(map[chat.UserID]*userState), convs: make(map[chat.ConversationID]map[chat.UserID]struct{})}
+}
+
+// Register adds c; from its return on, c receives the events of its
+// user's conversations. The caller must call the returned unregister
+// exactly once when c closes.
+func (h *Hub) Register(ctx context.Context, c Conn) (unregister func(), err error) {
+	u := c.User()
+	h.mu.Lock()
+	st := h.users[u]
+	if st == nil {
+		st = &userState{convs: make(map[chat.ConversationID]struct{})}
+		h.users[u] = st
+	}
+	st.conns = append(st.conns, c)
+	h.conns++
+	first := len(st.conns) == 1 && len(st.convs) == 0
+	if first {
+		st.loading++
+	}
+	h.mu.Unlock()
+	unregister = func() { h.unregister(c) }
+	if !first {
+		return unregister, nil
+	}
+	ids, err := h.load(ctx, u)
+	h.mu.Lock()
+	st.loading--
+	if err == nil {
+		for _, id := range ids {
+			if _, gone := st.removed[id]; !gone {
+				h.joinLocked(u, st, id)
+			}
+		}
+	}
+	if st.loading == 0 {
+		st.removed = nil
+	}
+	h.mu.Unlock()
+	if err != nil {
+		unregister()
+		return nil, err
+	}
+	return unregister, nil
+}
+
+func (h *Hub) unregister(c Conn) {
+	u := c.User()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.users[u]
+	if st == nil {
+		return
+	}
+	i := slices.Index(st.conns, c)
+	if i < 0 {
+		return
+	}
+	st.conns = slices.Delete(st.conns, i, i+1)
+	h.conns--
+	if len(st.conns) == 0 && st.loading == 0 {
+		for id := range st.convs {
+			h.leaveLocked(u, st, id)
+		}
+		delete(h.users, u)
+	}
+}
+
+// joinLocked records that local user u is in conv. h.mu must be held.
+func (h *Hub) joinLocked(u chat.UserID, st *userState, conv chat.ConversationID) {
+	st.convs[conv] = struct{}{}
+	set := h.convs[conv]
+	if set == nil {
+		set = make(map[chat.UserID]struct{})
+		h.convs[conv] = set
+	}
+	set[u] = struct{}{}
+}
+
+// leaveLocked records that local user u left conv. h.mu must be held.
+func (h *Hub) leaveLocked(u chat.UserID, st *userState, conv chat.ConversationID) {
+	delete(st.convs, conv)
+	if set := h.convs[conv]; set != nil {
+		delete(set, u)
+		if len(set) == 0 {
+			delete(h.convs, conv)
+		}
+	}
+}
+
+// Conns returns the number of registered connections.
+func (h *Hub) Conns() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.conns
+}
+
+// Each calls f for every registered connection (e.g. to drain the node).
+// f must not call back into the hub.
+func (h *Hub) Each(f func(Conn)) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, st := range h.users {
+		for _, c := range st.conns {
+			f(c)
+		}
+	}
+}
+
+// Handle fans e out to the local connections that must see it. It is the
+// bus subscription's handler.
+func (h *Hub) Handle(e chat.Event) {
+	switch e.Kind {
+	case chat.EventMessage:
+		if e.Message != nil {
+			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message))
+		}
+	case chat.EventMembersAdded:
+		h.membersAdded(e)
+	case chat.EventMemberRemoved:
+		h.memberRemoved(e)
+	case chat.EventRead:
+		if len(e.Users) == 1 {
+			h.toConv(e.Conv, encode(protocol.ServerFrame{Type: protocol.TypeReadUpdate, Conv: e.Conv.String(), User: e.Users[0].String(), ReadSeq: e.ReadSeq}))
+		}
+	}
+}
+
+// toConv delivers frame to every local connection of every member of conv.
+func (h *Hub) toConv(conv chat.ConversationID, frame []byte) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for u := range h.convs[conv] {
+		for _, c := range h.users[u].conns {
+			c.Deliver(frame)
+		}
+	}
+}
+
+func (h *Hub) toUsersLocked(users []chat.UserID, frame []byte) {
+	for _, u := range users {
+		if st := h.users[u]; st != nil {
+			for _, c := range st.conns {
+				c.Deliver(frame)
+			}
+		}
+	}
+}
+
+func (h *Hub) membersAdded(e chat.Event) {
+	// Existing members hear who joined; the new members get the conversation.
+	h.toConv(e.Conv, encode(protocol.ServerFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}))
+	var convFrame []byte
+	if e.Conversation != nil {
+		c := e.Conversation
+		convFrame = encode(protocol.ServerFrame{Type: protocol.TypeConversation, Conversation: &protocol.Conversation{
+			ID: c.ID.String(), Kind: string(c.Kind), Title: c.Title, CreatedBy: c.CreatedBy.String(),
+			CreatedAt: c.CreatedAt.UTC(), LastSeq: c.LastSeq, Members: []protocol.Member{},
+		}})
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range e.Users {
+		st := h.users[u]
+		if st == nil {
+			continue
+		}
+		_, already := st.convs[e.Conv]
+		delete(st.removed, e.Conv)
+		h.joinLocked(u, st, e.Conv)
+		if !already && convFrame != nil {
+			for _, c := range st.conns {
+				c.Deliver(convFrame)
+			}
+		}
+	}
+}
+
+func (h *Hub) memberRemoved(e chat.Event) {
+	frame := encode(protocol.ServerFrame{Type: protocol.TypeMemberGone, Conv: e.Conv.String(), Users: ids(e.Users)})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range e.Users {
+		if st := h.users[u]; st != nil {
+			h.leaveLocked(u, st, e.Conv)
+			if st.loading > 0 {
+				if st.removed == nil {
+					st.removed = make(map[chat.ConversationID]struct{})
+				}
+				st.removed[e.Conv] = struct{}{}
+			}
+		}
+	}
+	// The removed users hear it once, and then nothing more of conv.
+	h.toUsersLocked(e.Users, frame)
+	for u := range h.convs[e.Conv] {
+		for _, c := range h.users[u].conns {
+			c.Deliver(frame)
+		}
+	}
+}
+
+func ids(users []chat.UserID) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.String()
+	}
+	return out
+}
+
+func encode(f protocol.ServerFrame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic("hub: cannot encode a server frame: " + err.Error()) // a bug: the types always encode
+	}
+	return b
+}

@@ -1,0 +1,91 @@
+// Package membus is chat.Bus in process memory, for embedded mode: one
+// node, no network.
+//
+// Each subscription has a bounded queue drained by its own goroutine, so
+// Publish never blocks. When a subscriber's queue is full the event is
+// dropped for that subscriber and counted (Dropped); clients then notice
+// the seq gap and catch up from the store, as the Bus contract allows.
+// Events are delivered to each subscriber in publish order.
+package membus
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+// Bus is an in-process chat.Bus. The zero value is not usable; call New.
+type Bus struct {
+	queueSize int
+	mu        sync.RWMutex
+	subs      map[*sub]struct{}
+	dropped   atomic.Int64
+}
+
+var _ chat.Bus = (*Bus)(nil)
+
+type sub struct {
+	ch   chan chat.Event
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// New returns a bus whose subscriptions queue up to queueSize events each
+// (zero means 65,536).
+func New(queueSize int) *Bus {
+	if queueSize <= 0 {
+		queueSize = 1 << 16
+	}
+	return &Bus{queueSize: queueSize, subs: make(map[*sub]struct{})}
+}
+
+// Publish hands e to every subscription without waiting.
+func (b *Bus) Publish(_ context.Context, e chat.Event) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.subs {
+		select {
+		case s.ch <- e:
+		default:
+			b.dropped.Add(1)
+		}
+	}
+	return nil
+}
+
+// Dropped returns how many events were dropped for full subscriber queues.
+func (b *Bus) Dropped() int64 { return b.dropped.Load() }
+
+// Subscribe implements chat.Bus.
+func (b *Bus) Subscribe(ctx context.Context, handle func(chat.Event)) (func(), error) {
+	s := &sub{ch: make(chan chat.Event, b.queueSize), stop: make(chan struct{}), done: make(chan struct{})}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		for {
+			select {
+			case e := <-s.ch:
+				handle(e)
+			case <-s.stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	cancel := func() {
+		s.once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, s)
+			b.mu.Unlock()
+			close(s.stop)
+		})
+		<-s.done
+	}
+	return cancel, nil
+}

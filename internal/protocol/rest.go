@@ -1,0 +1,159 @@
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// User is an account as others see it.
+type User struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Message is a stored message.
+type Message struct {
+	ID       string    `json:"id"`
+	Conv     string    `json:"conv"`
+	Seq      int64     `json:"seq"`
+	Sender   string    `json:"sender"`
+	ClientID string    `json:"client_id"`
+	Text     string    `json:"text"`
+	SentAt   time.Time `json:"sent_at"`
+}
+
+// Member is one member of a conversation.
+type Member struct {
+	User     string    `json:"user"`
+	Username string    `json:"username,omitempty"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+	ReadSeq  int64     `json:"read_seq"`
+}
+
+// Conversation is a conversation as one of its members sees it. ReadSeq
+// and Unread are the caller's; LastMessage is null when there is none.
+type Conversation struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Title       string    `json:"title,omitempty"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	LastSeq     int64     `json:"last_seq"`
+	Members     []Member  `json:"members"`
+	LastMessage *Message  `json:"last_message"`
+	ReadSeq     int64     `json:"read_seq"`
+	Unread      int64     `json:"unread"`
+}
+
+// Session is one login (device) of the caller.
+type Session struct {
+	ID         string    `json:"id"`
+	Device     string    `json:"device,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Current    bool      `json:"current"`
+}
+
+// CredentialsRequest is the body of POST /v1/accounts and POST /v1/sessions.
+type CredentialsRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Device   string `json:"device,omitempty"`
+}
+
+// RefreshRequest is the body of POST /v1/sessions/refresh.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// AuthResponse answers registration, login and refresh.
+type AuthResponse struct {
+	User            User      `json:"user"`
+	SessionID       string    `json:"session_id"`
+	AccessToken     string    `json:"access_token"`
+	AccessExpiresAt time.Time `json:"access_expires_at"`
+	RefreshToken    string    `json:"refresh_token"`
+}
+
+// CreateConversationRequest is the body of POST /v1/conversations. Members
+// are user ids; the caller is always a member and need not be listed.
+type CreateConversationRequest struct {
+	Kind    string   `json:"kind"`
+	Members []string `json:"members"`
+	Title   string   `json:"title,omitempty"`
+}
+
+// ConversationResponse wraps one conversation.
+type ConversationResponse struct {
+	Conversation Conversation `json:"conversation"`
+}
+
+// ConversationsResponse answers GET /v1/conversations.
+type ConversationsResponse struct {
+	Conversations []Conversation `json:"conversations"`
+}
+
+// MembersRequest is the body of POST /v1/conversations/{id}/members.
+type MembersRequest struct {
+	Members []string `json:"members"`
+}
+
+// SendRequest is the body of POST /v1/conversations/{id}/messages.
+type SendRequest struct {
+	ClientID string `json:"client_id"`
+	Text     string `json:"text"`
+}
+
+// MessageResponse wraps one message. Duplicate is true when the send was a
+// retry of an already stored message (the original is returned).
+type MessageResponse struct {
+	Message   Message `json:"message"`
+	Duplicate bool    `json:"duplicate,omitempty"`
+}
+
+// MessagesResponse is a page of history. HasMore says whether another page
+// exists in the same direction.
+type MessagesResponse struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// ReadRequest is the body of POST /v1/conversations/{id}/read.
+type ReadRequest struct {
+	Seq int64 `json:"seq"`
+}
+
+// ReadResponse answers a read watermark update.
+type ReadResponse struct {
+	Conv    string `json:"conv"`
+	ReadSeq int64  `json:"read_seq"`
+}
+
+// SessionsResponse answers GET /v1/sessions.
+type SessionsResponse struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// UserResponse wraps one user.
+type UserResponse struct {
+	User User `json:"user"`
+}
+
+// ErrorBody is every REST error: {"error":{"code":..,"message":..}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an ErrorBody. RetryAfter, in whole seconds,
+// is set for rate_limited.
+type ErrorDetail struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// Raw is a JSON value passed through untouched (e.g. a frame's ref).
+type Raw = json.RawMessage

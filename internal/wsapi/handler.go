@@ -1,0 +1,300 @@
+package wsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/core"
+	"github.com/natter-chat/natter/internal/hub"
+	"github.com/natter-chat/natter/internal/metrics"
+	"github.com/natter-chat/natter/internal/protocol"
+)
+
+// Options configures the endpoint. Zero values are documented per field.
+type Options struct {
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may connect, besides the server's own origin. "*" allows any.
+	AllowedOrigins []string
+	MaxFrameBytes  int           // largest frame a client may send; zero means 64 KiB
+	QueueFrames    int64         // frames queued per connection before it is closed as slow; zero means 1024
+	MaxInflight    int64         // sends awaiting their ack per connection; zero means 256
+	AuthTimeout    time.Duration // time a connection has to authenticate; zero means 10s
+	IdleTimeout    time.Duration // a connection that sends nothing (not even a pong) this long is dropped; zero means 60s
+	PingInterval   time.Duration // how often the server pings every connection; zero means 20s
+	WriteTimeout   time.Duration // a single frame write; zero means 10s
+	Logger         *slog.Logger  // nil means discard
+}
+
+func (o *Options) fill() {
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = 64 << 10
+	}
+	if o.QueueFrames == 0 {
+		o.QueueFrames = 1024
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = 256
+	}
+	if o.AuthTimeout == 0 {
+		o.AuthTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 20 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Handler serves GET /v1/ws. Create it with New; run its pinger with Run.
+type Handler struct {
+	svc      *core.Service
+	hub      *hub.Hub
+	met      *metrics.Metrics
+	opts     Options
+	log      *slog.Logger
+	upgrader *gws.Upgrader
+	draining atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*conn]struct{} // every open connection, authenticated or not
+}
+
+// New returns the endpoint.
+func New(svc *core.Service, h *hub.Hub, met *metrics.Metrics, opts Options) *Handler {
+	opts.fill()
+	ws := &Handler{svc: svc, hub: h, met: met, opts: opts, log: opts.Logger, conns: make(map[*conn]struct{})}
+	ws.upgrader = gws.NewUpgrader(ws, &gws.ServerOption{
+		ReadBufferSize:     1024,
+		ReadMaxPayloadSize: opts.MaxFrameBytes,
+		CheckUtf8Enabled:   true,
+		ParallelEnabled:    false, // frames of a connection are handled in order
+		HandshakeTimeout:   5 * time.Second,
+		PermessageDeflate:  gws.PermessageDeflate{Enabled: false},
+		Recovery:           gws.Recovery,
+	})
+	return ws
+}
+
+const connKey = "c"
+
+// ServeHTTP checks the origin and any Authorization header, then upgrades.
+func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ws.draining.Load() {
+		writeHTTPError(w, http.StatusServiceUnavailable, chat.CodeUnavailable, "the server is restarting; reconnect to another node")
+		return
+	}
+	if !ws.originAllowed(r) {
+		writeHTTPError(w, http.StatusForbidden, chat.CodeForbidden, "origin not allowed")
+		return
+	}
+	c := &conn{ws: ws, opened: time.Now()}
+	if h := r.Header.Get("Authorization"); h != "" {
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		p, err := ws.svc.Authenticate(r.Context(), token)
+		if !ok || err != nil {
+			code := chat.ErrorCode(err)
+			if !ok || code == chat.CodeInternal {
+				code = chat.CodeUnauthenticated
+			}
+			writeHTTPError(w, http.StatusUnauthorized, code, "a valid access token is required")
+			return
+		}
+		c.principal = p
+		c.authed.Store(true)
+	}
+	socket, err := ws.upgrader.Upgrade(w, r)
+	if err != nil {
+		return // gws has answered the client
+	}
+	c.socket = socket
+	socket.Session().Store(connKey, c)
+	ws.track(c, true)
+	if c.authed.Load() {
+		if err := c.start(r.Context()); err != nil {
+			ws.log.Warn("ws register failed", "user", c.principal.User, "err", err)
+			_ = socket.WriteClose(1011, []byte("unavailable"))
+			ws.track(c, false)
+			return
+		}
+		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.IdleTimeout))
+	} else {
+		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.AuthTimeout))
+	}
+	go socket.ReadLoop() // returns when the connection closes; gws owns it
+}
+
+func (ws *Handler) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser: browsers always send Origin on WebSocket upgrades
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.ContainsFunc(ws.opts.AllowedOrigins, func(a string) bool { return a == "*" || strings.EqualFold(a, origin) })
+}
+
+func (ws *Handler) track(c *conn, add bool) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if add {
+		ws.conns[c] = struct{}{}
+		ws.met.Connections.Inc()
+	} else if _, ok := ws.conns[c]; ok {
+		delete(ws.conns, c)
+		ws.met.Connections.Dec()
+	}
+}
+
+// Conns returns the number of open connections.
+func (ws *Handler) Conns() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return len(ws.conns)
+}
+
+// Run pings every connection each PingInterval until ctx is done. One
+// goroutine serves all connections; a client that answers nothing within
+// IdleTimeout is dropped by its read deadline.
+func (ws *Handler) Run(ctx context.Context) {
+	t := time.NewTicker(ws.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ws.mu.Lock()
+			for c := range ws.conns {
+				if c.authed.Load() {
+					c.socket.WriteAsync(gws.OpcodePing, nil, nil)
+				}
+			}
+			ws.mu.Unlock()
+		}
+	}
+}
+
+// Drain refuses new connections, tells every client to reconnect after a
+// random delay below jitter (so they do not all come back at once), closes
+// them with 1001, and waits until they are gone or ctx is done.
+func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
+	ws.draining.Store(true)
+	ws.mu.Lock()
+	for c := range ws.conns {
+		after := int64(0)
+		if jitter > 0 {
+			after = rand.Int64N(int64(jitter / time.Millisecond))
+		}
+		frame := encode(protocol.ServerFrame{Type: protocol.TypeReconnect, AfterMS: after})
+		s := c.socket
+		s.Async(func() {
+			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = s.WriteMessage(gws.OpcodeText, frame)
+			_ = s.WriteClose(1001, []byte("server restarting"))
+		})
+	}
+	ws.mu.Unlock()
+	for ws.Conns() > 0 {
+		select {
+		case <-ctx.Done():
+			ws.mu.Lock()
+			for c := range ws.conns {
+				_ = c.socket.NetConn().Close()
+			}
+			ws.mu.Unlock()
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// OnOpen implements gws.Event.
+func (ws *Handler) OnOpen(*gws.Conn) {}
+
+// OnClose implements gws.Event.
+func (ws *Handler) OnClose(socket *gws.Conn, err error) {
+	c := connOf(socket)
+	if c == nil {
+		return
+	}
+	c.stop()
+	ws.track(c, false)
+}
+
+// OnPing implements gws.Event.
+func (ws *Handler) OnPing(socket *gws.Conn, payload []byte) {
+	ws.touch(socket)
+	_ = socket.WritePong(payload)
+}
+
+// OnPong implements gws.Event.
+func (ws *Handler) OnPong(socket *gws.Conn, _ []byte) { ws.touch(socket) }
+
+func (ws *Handler) touch(socket *gws.Conn) {
+	if c := connOf(socket); c != nil && c.authed.Load() {
+		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.IdleTimeout))
+	}
+}
+
+// OnMessage implements gws.Event: it dispatches one client frame.
+func (ws *Handler) OnMessage(socket *gws.Conn, message *gws.Message) {
+	defer message.Close()
+	c := connOf(socket)
+	if c == nil {
+		return
+	}
+	if message.Opcode != gws.OpcodeText {
+		c.fail(nil, chat.Errorf(chat.CodeInvalidJSON, "frames must be JSON text frames"))
+		return
+	}
+	c.handle(message.Bytes())
+}
+
+func connOf(socket *gws.Conn) *conn {
+	v, ok := socket.Session().Load(connKey)
+	if !ok {
+		return nil
+	}
+	c, _ := v.(*conn)
+	return c
+}
+
+func encode(f protocol.ServerFrame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic("wsapi: cannot encode a server frame: " + err.Error()) // a bug: the types always encode
+	}
+	return b
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code chat.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: protocol.ErrorDetail{Code: string(code), Message: msg}})
+}
+
+var errClosed = errors.New("connection closed")
