@@ -243,14 +243,16 @@ func (c *Client) RemoveMember(ctx context.Context, conv, user string) error {
 	return c.do(ctx, http.MethodDelete, convPath(conv)+"/members/"+url.PathEscape(user), nil, nil, nil)
 }
 
-// HistoryQuery selects a page of messages. With After > 0 the page holds
-// the messages after seq After in ascending seq order; otherwise the
+// HistoryQuery selects a page of messages. With Forward set or After > 0
+// the page holds the messages after seq After in ascending seq order
+// (Forward with After 0 starts at the first message); otherwise the
 // newest messages (before seq Before when it is > 0) in descending order.
 // Limit zero means the server's default page size.
 type HistoryQuery struct {
-	Before int64
-	After  int64
-	Limit  int
+	Before  int64
+	After   int64
+	Forward bool
+	Limit   int
 }
 
 // History returns a page of a conversation's messages
@@ -261,7 +263,7 @@ func (c *Client) History(ctx context.Context, conv string, q HistoryQuery) (Mess
 	if q.Before > 0 {
 		v.Set("before", strconv.FormatInt(q.Before, 10))
 	}
-	if q.After > 0 {
+	if q.After > 0 || q.Forward {
 		v.Set("after", strconv.FormatInt(q.After, 10))
 	}
 	if q.Limit > 0 {

@@ -211,6 +211,7 @@ func TestTokens_Verify_rejectsInvalidTokens(t *testing.T) {
 		}()},
 		{"payload swapped", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"natter","aud":"natter","sub":"1","sid":"7","exp":9999999999}`)) + "." + parts[2]},
 		{"signature truncated", valid[:len(valid)-4]},
+		{"huge", signed(t, key, with(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 4096) }))},
 		{"wrong audience", signed(t, key, with(func(c jwt.MapClaims) { c["aud"] = "other" }))},
 		{"no audience", signed(t, key, with(func(c jwt.MapClaims) { delete(c, "aud") }))},
 		{"wrong issuer", signed(t, key, with(func(c jwt.MapClaims) { c["iss"] = "evil" }))},

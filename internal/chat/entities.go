@@ -125,4 +125,4 @@ type MessageQuery struct {
 }
 
 // MaxPageSize bounds every page of messages.
-const MaxPageSize = 500
+const MaxPageSize = 1000

@@ -53,11 +53,13 @@ func (s *Service) Register(ctx context.Context, username, password, device strin
 // password), rate_limited.
 func (s *Service) Login(ctx context.Context, username, password, device, addr string) (AuthResult, error) {
 	name := strings.ToLower(strings.TrimSpace(username))
-	if wait := s.throttle.Check(name, addr); wait > 0 {
-		return AuthResult{}, &RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many failed logins; retry later"), After: wait}
-	}
 	if err := validDevice(device); err != nil {
 		return AuthResult{}, err
+	}
+	// A Check that allows an attempt reserves it: every path below ends in
+	// Fail or Succeed.
+	if wait := s.throttle.Check(name, addr); wait > 0 {
+		return AuthResult{}, &RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many failed logins; retry later"), After: wait}
 	}
 	u, hash, err := s.store.GetUserByUsername(ctx, name)
 	if chat.IsCode(err, chat.CodeNotFound) {
@@ -66,10 +68,12 @@ func (s *Service) Login(ctx context.Context, username, password, device, addr st
 		return AuthResult{}, errBadCredentials()
 	}
 	if err != nil {
+		s.throttle.Fail(name, addr)
 		return AuthResult{}, err
 	}
 	ok, err := s.hasher.Verify(ctx, hash, password)
 	if err != nil {
+		s.throttle.Fail(name, addr)
 		return AuthResult{}, err
 	}
 	if !ok {

@@ -247,7 +247,7 @@ func (s *Service) MarkRead(ctx context.Context, p Principal, conv chat.Conversat
 }
 
 // MaxHistoryLimit bounds one page of history (the default page is 50).
-const MaxHistoryLimit = 200
+const MaxHistoryLimit = 500
 
 // History returns a page of a conversation's messages (see
 // chat.MessageQuery) and whether more exist in that direction.

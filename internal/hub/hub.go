@@ -48,7 +48,7 @@ type Hub struct {
 type userState struct {
 	conns   []Conn
 	convs   map[chat.ConversationID]struct{}
-	loading int                                // loads in progress
+	loading int                              // loads in progress
 	removed map[chat.ConversationID]struct{} // removals seen while loading
 }
 

@@ -1,0 +1,46 @@
+package app_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection keeps the arrows pointing inward: the domain imports
+// only the standard library, adapters never import each other or the
+// use-cases, and only the composition root knows every backend.
+func TestImportDirection(t *testing.T) {
+	const mod = "github.com/natter-chat/natter/"
+	rules := []struct {
+		pkg       string
+		forbidden []string
+		why       string
+	}{
+		{"internal/chat", []string{mod}, "the domain imports only the standard library"},
+		{"internal/protocol", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/hub"}, "the wire format depends on the domain only"},
+		{"internal/core", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/httpapi", mod + "internal/wsapi", mod + "internal/hub", mod + "internal/app"},
+			"use-cases know backends only through chat interfaces and know no transport"},
+		{"internal/sqlite", []string{mod + "internal/core", mod + "internal/membus", mod + "internal/auth", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
+		{"internal/membus", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
+		{"internal/hub", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/core", mod + "internal/wsapi"}, "the hub fans out; it knows no backend or transport"},
+		{"internal/httpapi", []string{mod + "internal/sqlite", mod + "internal/membus"}, "transports reach backends only through core"},
+		{"internal/wsapi", []string{mod + "internal/sqlite", mod + "internal/membus"}, "transports reach backends only through core"},
+		{"client", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/app"}, "the public client speaks only the wire protocol"},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", "../../"+r.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == mod+r.pkg {
+				continue
+			}
+			for _, f := range r.forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("%s imports %s: forbidden because %s", r.pkg, dep, r.why)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/chattest"
+	"github.com/natter-chat/natter/internal/sqlite"
+)
+
+// openAt opens the store at path and closes it when t ends.
+func openAt(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	chattest.TestStore(t, func(t testing.TB) chat.Store {
+		return openAt(t, filepath.Join(t.TempDir(), "natter.db"))
+	})
+}
+
+func TestStore_Reopen(t *testing.T) {
+	t.Run("keeps messages and sessions", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "natter.db")
+		ids := chattest.NewIDs()
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		alice := chattest.MustCreateUser(t, s, ids, "alice")
+		c := chattest.MustCreateGroup(t, s, ids, alice.ID)
+		var sent []chat.Message
+		for i := range 3 {
+			sent = append(sent, chattest.MustAppend(t, s, ids, c.ID, alice.ID, fmt.Sprint("hello ", i), chattest.At(time.Minute)))
+		}
+		sess := chat.Session{ID: chat.SessionID(ids.NextID()), User: alice.ID, CreatedAt: chattest.At(0),
+			LastUsedAt: chattest.At(0), ExpiresAt: chattest.At(time.Hour)}
+		if err := s.CreateSession(t.Context(), sess, "h1"); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+
+		s = openAt(t, path)
+		got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, After: 0, Limit: 10})
+		if err != nil {
+			t.Fatalf("ListMessages: %v", err)
+		}
+		want := []chat.Message{sent[2], sent[1], sent[0]}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("messages after reopen (-want +got):\n%s", diff)
+		}
+		gotSess, err := s.RotateRefreshToken(t.Context(), "h1", "h2", chattest.At(time.Minute), time.Hour)
+		if err != nil {
+			t.Fatalf("RotateRefreshToken after reopen: %v", err)
+		}
+		if gotSess.ID != sess.ID {
+			t.Errorf("rotated session %v, want %v", gotSess.ID, sess.ID)
+		}
+		next := chattest.MustAppend(t, s, ids, c.ID, alice.ID, "after reopen", chattest.At(2*time.Minute))
+		if next.Seq != 4 {
+			t.Errorf("first message after reopen has seq %d, want 4", next.Seq)
+		}
+	})
+
+	t.Run("applies migrations once", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "natter.db")
+		first := time.UnixMilli(1_000_000).UTC()
+		s, err := sqlite.Open(t.Context(), path, sqlite.Options{Now: func() time.Time { return first }})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		chattest.MustCreateUser(t, s, chattest.NewIDs(), "alice")
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s, err = sqlite.Open(t.Context(), path, sqlite.Options{Now: func() time.Time { return first.Add(time.Hour) }})
+		if err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if _, _, err := s.GetUserByUsername(t.Context(), "alice"); err != nil {
+			t.Errorf("user created before reopen: %v", err)
+		}
+		applied := readMigrations(t, path)
+		if diff := cmp.Diff(map[int64]int64{1: first.UnixMilli()}, applied); diff != "" {
+			t.Errorf("schema_migrations (version -> applied_at) (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestStore_Ping(t *testing.T) {
+	t.Run("fails after Close", func(t *testing.T) {
+		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "natter.db"), sqlite.Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping before Close: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		err = s.Ping(t.Context())
+		if code := chat.ErrorCode(err); code != chat.CodeUnavailable {
+			t.Fatalf("Ping after Close = %v (code %q), want code %q", err, code, chat.CodeUnavailable)
+		}
+	})
+
+	t.Run("fails when the latest migration is not applied", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "natter.db")
+		s := openAt(t, path)
+		db := openRaw(t, path)
+		if _, err := db.ExecContext(t.Context(), `DELETE FROM schema_migrations`); err != nil {
+			t.Fatalf("deleting migrations: %v", err)
+		}
+		err := s.Ping(t.Context())
+		if code := chat.ErrorCode(err); code != chat.CodeUnavailable {
+			t.Fatalf("Ping = %v (code %q), want code %q", err, code, chat.CodeUnavailable)
+		}
+	})
+}
+
+// openRaw opens the database file at path without the store, to inspect or
+// damage it, and closes it when t ends.
+func openRaw(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatalf("sql.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// readMigrations returns schema_migrations as version -> applied_at.
+func readMigrations(t testing.TB, path string) map[int64]int64 {
+	t.Helper()
+	rows, err := openRaw(t, path).QueryContext(t.Context(), `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		t.Fatalf("reading schema_migrations: %v", err)
+	}
+	defer rows.Close()
+	applied := map[int64]int64{}
+	for rows.Next() {
+		var version, at int64
+		if err := rows.Scan(&version, &at); err != nil {
+			t.Fatalf("reading schema_migrations: %v", err)
+		}
+		applied[version] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("reading schema_migrations: %v", err)
+	}
+	return applied
+}
+
+func BenchmarkAppendMessages(b *testing.B) {
+	for _, batch := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s := openAt(b, filepath.Join(b.TempDir(), "natter.db"))
+			ids := chattest.NewIDs()
+			alice := chattest.MustCreateUser(b, s, ids, "alice")
+			c := chattest.MustCreateGroup(b, s, ids, alice.ID)
+			drafts := make([]chat.Draft, batch)
+			sent := 0
+			for b.Loop() {
+				for i := range drafts {
+					id := ids.NextID()
+					drafts[i] = chat.Draft{ID: chat.MessageID(id), Conv: c.ID, Sender: alice.ID,
+						ClientID: chat.MessageID(id).String(), Text: "a message of ordinary length, about sixty bytes",
+						SentAt: chattest.At(time.Duration(sent) * time.Millisecond)}
+				}
+				res, err := s.AppendMessages(b.Context(), drafts)
+				if err != nil {
+					b.Fatalf("AppendMessages: %v", err)
+				}
+				if res[0].Err != nil {
+					b.Fatalf("AppendMessages result: %v", res[0].Err)
+				}
+				sent += batch
+			}
+			b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
