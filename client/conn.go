@@ -25,7 +25,9 @@ type ConnOptions struct {
 	// members_added, member_removed, read, reconnect, and error frames
 	// without a ref. It is called from one goroutine owned by the Conn, in
 	// the order the frames arrived, and may call the Conn's methods. Nil
-	// means such frames are dropped.
+	// means such frames are dropped. Answers to requests do not queue
+	// behind pushes: a Send may return before OnEvent has seen the message
+	// push that the server wrote before the ack.
 	//
 	// While OnEvent lags more than EventBuffer frames behind, the Conn
 	// stops reading (answers to requests wait too) and the server will
@@ -56,14 +58,14 @@ type Conn struct {
 	events  chan ServerFrame // nil when onEvent is nil; closed by the reader when it ends
 	nextRef atomic.Int64
 
-	ready           chan struct{} // closed by the reader when the ready frame arrived
-	readySeen       bool          // touched by the reader only
-	user, session   string        // written before ready is closed
-	closing         chan struct{} // closed by Close
-	closeOnce       sync.Once
-	readDone        chan struct{} // closed when the reader has returned
-	eventsDone      chan struct{} // closed when the dispatcher has returned; nil without OnEvent
-	inEvent         atomic.Bool   // an OnEvent call is running
+	ready         chan struct{} // closed by the reader when the ready frame arrived
+	readySeen     bool          // touched by the reader only
+	user, session string        // written before ready is closed
+	closing       chan struct{} // closed by Close
+	closeOnce     sync.Once
+	readDone      chan struct{} // closed when the reader has returned
+	eventsDone    chan struct{} // closed when the dispatcher has returned; nil without OnEvent
+	inEvent       atomic.Bool   // an OnEvent call is running
 
 	mu         sync.Mutex
 	pending    map[int64]chan ServerFrame // guarded by mu; nil once done is closed

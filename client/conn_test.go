@@ -277,6 +277,13 @@ func TestConn_DropFailsPendingRequests(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
+	// A request whose context ends stops waiting and is forgotten.
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if _, _, err := conn.Send(short, "7", "kt", "held"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("send with an expiring context: err = %v, want DeadlineExceeded", err)
+	}
+
 	// These wait for a batch that never fills...
 	errs := make(chan error, 3)
 	for i := range 3 {

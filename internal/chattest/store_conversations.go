@@ -90,41 +90,7 @@ func createConversationTests() []storeCase {
 			mustNot(t, "GetConversation", err)
 			wantEqual(t, "GetConversation", first, stored)
 		}},
-		{"concurrent creates of one pair give one conversation", func(t *testing.T, s chat.Store, ids *IDs) {
-			alice := MustCreateUser(t, s, ids, "alice")
-			bob := MustCreateUser(t, s, ids, "bob")
-			type outcome struct {
-				conv    chat.Conversation
-				created bool
-				err     error
-			}
-			outcomes := make([]outcome, 10)
-			var wg sync.WaitGroup
-			for i := range outcomes {
-				c, members := directDraft(ids, alice.ID, bob.ID, At(time.Duration(i)*time.Second))
-				wg.Go(func() {
-					o := &outcomes[i]
-					o.conv, o.created, o.err = s.CreateConversation(t.Context(), c, members)
-				})
-			}
-			wg.Wait()
-			var winners []chat.Conversation
-			for i, o := range outcomes {
-				mustNot(t, "CreateConversation", o.err)
-				if o.created {
-					winners = append(winners, o.conv)
-				}
-				if o.conv.ID != outcomes[0].conv.ID {
-					t.Errorf("create %d returned conversation %v, create 0 returned %v", i, o.conv.ID, outcomes[0].conv.ID)
-				}
-			}
-			if len(winners) != 1 {
-				t.Fatalf("%d creates reported created == true, want 1", len(winners))
-			}
-			got, err := s.ListConversationIDs(t.Context(), alice.ID)
-			mustNot(t, "ListConversationIDs", err)
-			wantEqual(t, "alice's conversations", []chat.ConversationID{winners[0].ID}, got)
-		}},
+		{"concurrent creates of one pair give one conversation", testConcurrentDirectCreates},
 		{"group stores its members and roles", func(t *testing.T, s chat.Store, ids *IDs) {
 			alice := MustCreateUser(t, s, ids, "alice")
 			bob := MustCreateUser(t, s, ids, "bob")
@@ -153,6 +119,45 @@ func createConversationTests() []storeCase {
 			}, members)
 		}},
 	}
+}
+
+// testConcurrentDirectCreates has 10 goroutines create the direct
+// conversation of one pair at once: exactly one must create it, and all must
+// get that one back.
+func testConcurrentDirectCreates(t *testing.T, s chat.Store, ids *IDs) {
+	alice := MustCreateUser(t, s, ids, "alice")
+	bob := MustCreateUser(t, s, ids, "bob")
+	type outcome struct {
+		conv    chat.Conversation
+		created bool
+		err     error
+	}
+	outcomes := make([]outcome, 10)
+	var wg sync.WaitGroup
+	for i := range outcomes {
+		c, members := directDraft(ids, alice.ID, bob.ID, At(time.Duration(i)*time.Second))
+		wg.Go(func() {
+			o := &outcomes[i]
+			o.conv, o.created, o.err = s.CreateConversation(t.Context(), c, members)
+		})
+	}
+	wg.Wait()
+	var winners []chat.Conversation
+	for i, o := range outcomes {
+		mustNot(t, "CreateConversation", o.err)
+		if o.created {
+			winners = append(winners, o.conv)
+		}
+		if o.conv.ID != outcomes[0].conv.ID {
+			t.Errorf("create %d returned conversation %v, create 0 returned %v", i, o.conv.ID, outcomes[0].conv.ID)
+		}
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d creates reported created == true, want 1", len(winners))
+	}
+	got, err := s.ListConversationIDs(t.Context(), alice.ID)
+	mustNot(t, "ListConversationIDs", err)
+	wantEqual(t, "alice's conversations", []chat.ConversationID{winners[0].ID}, got)
 }
 
 func listConversationsTests() []storeCase {

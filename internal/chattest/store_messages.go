@@ -54,25 +54,22 @@ func newMessages(t testing.TB, s chat.Store, ids *IDs, conv chat.ConversationID,
 }
 
 // listAll returns every message of conv in ascending seq order, paging
-// backwards from the newest.
+// forwards from the start.
 func listAll(t testing.TB, s chat.Store, conv chat.ConversationID) []chat.Message {
 	t.Helper()
-	var desc []chat.Message
-	before := int64(0)
+	var all []chat.Message
 	for {
-		page, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: conv, Before: before, Limit: chat.MaxPageSize})
+		after := int64(0)
+		if len(all) > 0 {
+			after = all[len(all)-1].Seq
+		}
+		page, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: conv, After: after, Forward: true, Limit: chat.MaxPageSize})
 		mustNot(t, "ListMessages", err)
 		if len(page) == 0 {
-			break
+			return all
 		}
-		desc = append(desc, page...)
-		before = page[len(page)-1].Seq
+		all = append(all, page...)
 	}
-	asc := make([]chat.Message, len(desc))
-	for i, m := range desc {
-		asc[len(desc)-1-i] = m
-	}
-	return asc
 }
 
 func messageTests() []storeMethod {
@@ -84,26 +81,7 @@ func messageTests() []storeMethod {
 
 func appendTests() []storeCase {
 	return []storeCase{
-		{"assigns seqs 1..N without gaps", func(t *testing.T, s chat.Store, ids *IDs) {
-			alice := MustCreateUser(t, s, ids, "alice")
-			c := MustCreateGroup(t, s, ids, alice.ID)
-			var want []chat.Message
-			for batch, size := range []int{3, 1, 4} {
-				var drafts []chat.Draft
-				for i := range size {
-					drafts = append(drafts, draft(ids, c.ID, alice.ID, fmt.Sprintf("b%d-%d", batch, i), "hello", time.Minute))
-				}
-				for i, r := range mustAppendBatch(t, s, drafts...) {
-					m := stored(drafts[i], int64(len(want)+1))
-					wantEqual(t, "result", chat.AppendResult{Message: m}, r)
-					want = append(want, m)
-				}
-			}
-			wantEqual(t, "stored messages", want, listAll(t, s, c.ID))
-			conv, err := s.GetConversation(t.Context(), c.ID)
-			mustNot(t, "GetConversation", err)
-			wantEqual(t, "LastSeq", int64(len(want)), conv.LastSeq)
-		}},
+		{"assigns seqs 1..N without gaps", testGapFreeSeqs},
 		{"concurrent appends to one conversation get seqs 1..2000", testConcurrentAppends},
 		{"retry in a later batch returns the original", func(t *testing.T, s chat.Store, ids *IDs) {
 			alice := MustCreateUser(t, s, ids, "alice")
@@ -169,6 +147,29 @@ func appendTests() []storeCase {
 			}
 		}},
 	}
+}
+
+// testGapFreeSeqs appends batches of 3, 1 and 4 messages: they must get
+// seqs 1..8 in order, and the conversation's LastSeq must follow.
+func testGapFreeSeqs(t *testing.T, s chat.Store, ids *IDs) {
+	alice := MustCreateUser(t, s, ids, "alice")
+	c := MustCreateGroup(t, s, ids, alice.ID)
+	var want []chat.Message
+	for batch, size := range []int{3, 1, 4} {
+		var drafts []chat.Draft
+		for i := range size {
+			drafts = append(drafts, draft(ids, c.ID, alice.ID, fmt.Sprintf("b%d-%d", batch, i), "hello", time.Minute))
+		}
+		for i, r := range mustAppendBatch(t, s, drafts...) {
+			m := stored(drafts[i], int64(len(want)+1))
+			wantEqual(t, "result", chat.AppendResult{Message: m}, r)
+			want = append(want, m)
+		}
+	}
+	wantEqual(t, "stored messages", want, listAll(t, s, c.ID))
+	conv, err := s.GetConversation(t.Context(), c.ID)
+	mustNot(t, "GetConversation", err)
+	wantEqual(t, "LastSeq", int64(len(want)), conv.LastSeq)
 }
 
 // testConcurrentAppends has 20 senders append 100 messages each to one
@@ -273,17 +274,19 @@ func listMessagesTests() []storeCase {
 			msgs := newMessages(t, s, ids, c.ID, alice.ID, 10)
 			seq := func(n int64) chat.Message { return msgs[n-1] }
 			for _, step := range []struct {
-				after int64
-				want  []chat.Message
+				after   int64
+				forward bool
+				want    []chat.Message
 			}{
-				{1, []chat.Message{seq(2), seq(3), seq(4)}},
-				{7, []chat.Message{seq(8), seq(9), seq(10)}},
-				{9, []chat.Message{seq(10)}},
-				{10, nil},
+				{0, true, []chat.Message{seq(1), seq(2), seq(3)}},
+				{1, false, []chat.Message{seq(2), seq(3), seq(4)}},
+				{7, true, []chat.Message{seq(8), seq(9), seq(10)}},
+				{9, false, []chat.Message{seq(10)}},
+				{10, true, nil},
 			} {
-				got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, After: step.after, Limit: 3})
+				got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, After: step.after, Forward: step.forward, Limit: 3})
 				mustNot(t, "ListMessages", err)
-				wantEqual(t, fmt.Sprintf("page after %d", step.after), step.want, got, cmpopts.EquateEmpty())
+				wantEqual(t, fmt.Sprintf("page after %d (Forward %v)", step.after, step.forward), step.want, got, cmpopts.EquateEmpty())
 			}
 		}},
 		{"limit is clamped to 1..MaxPageSize", func(t *testing.T, s chat.Store, ids *IDs) {
@@ -301,6 +304,7 @@ func listMessagesTests() []storeCase {
 				{chat.MessageQuery{Limit: -3}, 1, int64(n), "newest"},
 				{chat.MessageQuery{Limit: chat.MaxPageSize + 1}, chat.MaxPageSize, int64(n), "newest"},
 				{chat.MessageQuery{After: 1, Limit: 1 << 30}, chat.MaxPageSize, 2, "after 1"},
+				{chat.MessageQuery{Forward: true, Limit: 0}, 1, 1, "forward from the start"},
 			} {
 				step.q.Conv = c.ID
 				got, err := s.ListMessages(t.Context(), step.q)

@@ -23,28 +23,14 @@ const (
 // and every connection (the sender's included) should receive each one.
 func (r *run) fanout(ctx context.Context) (*Result, error) {
 	o := r.opts
-	users, err := r.register(ctx, "m", o.Members)
+	users, err := r.register(ctx, "m", "members", o.Members)
 	if err != nil {
 		return nil, err
 	}
-	owner := users[0].c
-	others := make([]string, 0, len(users)-1)
-	for _, u := range users[1:] {
-		others = append(others, u.id)
-	}
-	first := others[:min(createChunk, len(others))]
-	conv, err := retry(ctx, func() (client.Conversation, error) { return owner.CreateGroup(ctx, "load "+r.id, first) })
+	conv, err := r.createGroup(ctx, users)
 	if err != nil {
-		return nil, fmt.Errorf("create group: %w", err)
+		return nil, err
 	}
-	for rest := others[len(first):]; len(rest) > 0; {
-		chunk := rest[:min(addChunk, len(rest))]
-		rest = rest[len(chunk):]
-		if _, err := retry(ctx, func() (client.Conversation, error) { return owner.AddMembers(ctx, conv.ID, chunk) }); err != nil {
-			return nil, fmt.Errorf("add members: %w", err)
-		}
-	}
-	r.printf("setup: group %s with %d members\n", conv.ID, o.Members)
 
 	tr := newTracker(r.id+"-", o.Messages)
 	clients := make([]*client.Client, len(users))
@@ -90,6 +76,30 @@ func (r *run) fanout(ctx context.Context) (*Result, error) {
 		return &res, fmt.Errorf("no send was acknowledged (errors: %s)", formatTally(res.Errors))
 	}
 	return &res, nil
+}
+
+// createGroup has users[0] create a group with all of users as members,
+// in requests of bounded size.
+func (r *run) createGroup(ctx context.Context, users []user) (client.Conversation, error) {
+	owner := users[0].c
+	others := make([]string, 0, len(users)-1)
+	for _, u := range users[1:] {
+		others = append(others, u.id)
+	}
+	first := others[:min(createChunk, len(others))]
+	conv, err := retry(ctx, func() (client.Conversation, error) { return owner.CreateGroup(ctx, "load "+r.id, first) })
+	if err != nil {
+		return conv, fmt.Errorf("create group: %w", err)
+	}
+	for rest := others[len(first):]; len(rest) > 0; {
+		chunk := rest[:min(addChunk, len(rest))]
+		rest = rest[len(chunk):]
+		if _, err := retry(ctx, func() (client.Conversation, error) { return owner.AddMembers(ctx, conv.ID, chunk) }); err != nil {
+			return conv, fmt.Errorf("add members: %w", err)
+		}
+	}
+	r.printf("setup: group %s with %d members\n", conv.ID, len(users))
+	return conv, nil
 }
 
 // sleepUntil waits until t and reports whether ctx is still live.

@@ -13,7 +13,7 @@ import (
 // for the memory to settle, reads it again and divides.
 func (r *run) idle(ctx context.Context) (*Result, error) {
 	o := r.opts
-	users, err := r.register(ctx, "i", o.Users)
+	users, err := r.register(ctx, "i", "users", o.Users)
 	if err != nil {
 		return nil, err
 	}

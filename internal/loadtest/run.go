@@ -100,9 +100,10 @@ type user struct {
 	id string
 }
 
-// register creates n users named <run><role><i> with limited parallelism,
-// retrying those the server asks to retry (rate_limited, unavailable).
-func (r *run) register(ctx context.Context, role string, n int) ([]user, error) {
+// register creates n users named lt<run><role><i> with limited
+// parallelism, retrying those the server asks to retry (rate_limited,
+// unavailable). label names them in the progress output.
+func (r *run) register(ctx context.Context, role, label string, n int) ([]user, error) {
 	start := time.Now()
 	users := make([]user, n)
 	err := forEach(ctx, n, r.opts.SetupParallel, func(ctx context.Context, i int) error {
@@ -118,7 +119,7 @@ func (r *run) register(ctx context.Context, role string, n int) ([]user, error) 
 	if err != nil {
 		return nil, err
 	}
-	r.printf("setup: registered %d users in %s\n", n, time.Since(start).Round(time.Millisecond))
+	r.printf("setup: registered %d %s in %s\n", n, label, time.Since(start).Round(time.Millisecond))
 	return users, nil
 }
 

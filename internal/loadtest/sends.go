@@ -16,12 +16,11 @@ import (
 // other member is connected and receives them.
 func (r *run) sends(ctx context.Context) (*Result, error) {
 	o := r.opts
-	r.printf("setup: %d senders, %d receivers\n", o.Senders, o.Senders)
-	senders, err := r.register(ctx, "s", o.Senders)
+	senders, err := r.register(ctx, "s", "senders", o.Senders)
 	if err != nil {
 		return nil, err
 	}
-	receivers, err := r.register(ctx, "r", o.Senders)
+	receivers, err := r.register(ctx, "r", "receivers", o.Senders)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/natter-chat/natter/client"
@@ -157,20 +160,31 @@ func formatTally(m map[string]int) string {
 }
 
 // errorKind names the cause of a failed request for the report: the
-// server's error code, "closed_<code>" for a dropped connection,
-// "timeout", or "other".
+// server's error code, "closed_<code>" for a connection the server closed,
+// a name for common network failures, or "other".
 func errorKind(err error) string {
 	if code := client.ErrorCode(err); code != "" {
 		return code
 	}
 	var ce *client.CloseError
+	var ne net.Error
 	switch {
 	case errors.As(err, &ce) && ce.Code != 0:
 		return fmt.Sprintf("closed_%d", ce.Code)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no_ephemeral_port" // more LocalAddrs help
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		return "too_many_open_files"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "conn_refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "conn_reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
 	case errors.Is(err, client.ErrClosed):
 		return "closed"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
 	}
 	return "other"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,9 @@ func TestErrorKind(t *testing.T) {
 		{fmt.Errorf("natter: ws send: %w", &client.CloseError{Code: 4008}), "closed_4008"},
 		{fmt.Errorf("natter: ws send: %w", &client.CloseError{}), "closed"},
 		{fmt.Errorf("natter: ws send: %w", context.DeadlineExceeded), "timeout"},
+		{fmt.Errorf("natter: ws connect: dial tcp: %w", syscall.ECONNREFUSED), "conn_refused"},
+		{fmt.Errorf("natter: ws connect: dial tcp: %w", syscall.EADDRNOTAVAIL), "no_ephemeral_port"},
+		{fmt.Errorf("natter: ws send: %w", &client.CloseError{}), "closed"},
 		{errors.New("boom"), "other"},
 	} {
 		if got := errorKind(tc.err); got != tc.want {

@@ -131,14 +131,16 @@ func (a *appender) findDuplicate(d *chat.Draft, clientID sql.NullString, r *chat
 	return nil
 }
 
-// ListMessages implements chat.Store. Limit is clamped to [1,
-// chat.MaxPageSize]; an unknown conversation has no messages.
+// ListMessages implements chat.Store: forward (q.Forward or q.After > 0)
+// pages ascend from seq After+1, backward pages descend from seq Before-1 or
+// the newest. Limit is clamped to [1, chat.MaxPageSize]; an unknown
+// conversation has no messages.
 func (s *Store) ListMessages(ctx context.Context, q chat.MessageQuery) ([]chat.Message, error) {
 	const op = "sqlite.ListMessages"
 	limit := min(max(q.Limit, 1), chat.MaxPageSize)
 	var rows *sql.Rows
 	var err error
-	if q.After > 0 {
+	if q.Forward || q.After > 0 {
 		rows, err = s.r.QueryContext(ctx, `SELECT id, seq, sender_id, client_id, text, sent_at FROM messages
 			WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`, int64(q.Conv), q.After, limit)
 	} else {

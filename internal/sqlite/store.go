@@ -76,6 +76,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	if err := checkDurability(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	if err := s.prepare(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -94,6 +98,24 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// checkDurability verifies that the writer connection really runs in WAL
+// mode with synchronous=FULL and foreign keys on: SQLite ignores a
+// journal_mode it cannot set rather than failing, and the package's
+// guarantees rest on these settings.
+func checkDurability(ctx context.Context, w *sql.DB) error {
+	var mode string
+	var sync, fk int
+	err := w.QueryRowContext(ctx, `SELECT journal_mode, synchronous, foreign_keys
+		FROM pragma_journal_mode, pragma_synchronous, pragma_foreign_keys`).Scan(&mode, &sync, &fk)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") || sync != 2 || fk != 1 {
+		return fmt.Errorf("journal_mode=%s synchronous=%d foreign_keys=%d, want wal, 2 (FULL) and 1", mode, sync, fk)
+	}
+	return nil
 }
 
 // uriEscape escapes the characters that would end or alter the path part of

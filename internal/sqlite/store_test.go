@@ -1,8 +1,11 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -28,6 +31,23 @@ func openAt(t testing.TB, path string) *sqlite.Store {
 func TestStore(t *testing.T) {
 	chattest.TestStore(t, func(t testing.TB) chat.Store {
 		return openAt(t, filepath.Join(t.TempDir(), "natter.db"))
+	})
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("path with URI metacharacters opens that file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a#b%20c?d")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "natter.db")
+		s := openAt(t, path)
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("database file: %v", err)
+		}
 	})
 }
 
@@ -101,6 +121,51 @@ func TestStore_Reopen(t *testing.T) {
 		applied := readMigrations(t, path)
 		if diff := cmp.Diff(map[int64]int64{1: first.UnixMilli()}, applied); diff != "" {
 			t.Errorf("schema_migrations (version -> applied_at) (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestStore_AppendMessages(t *testing.T) {
+	t.Run("unknown sender fails only its draft and leaves no seq gap", func(t *testing.T) {
+		s := openAt(t, filepath.Join(t.TempDir(), "natter.db"))
+		ids := chattest.NewIDs()
+		alice := chattest.MustCreateUser(t, s, ids, "alice")
+		c := chattest.MustCreateGroup(t, s, ids, alice.ID)
+		draft := func(sender chat.UserID) chat.Draft {
+			id := chat.MessageID(ids.NextID())
+			return chat.Draft{ID: id, Conv: c.ID, Sender: sender, ClientID: id.String(), Text: "hi", SentAt: chattest.At(0)}
+		}
+		res, err := s.AppendMessages(t.Context(), []chat.Draft{draft(alice.ID), draft(chat.UserID(ids.NextID())), draft(alice.ID)})
+		if err != nil {
+			t.Fatalf("AppendMessages: %v", err)
+		}
+		if code := chat.ErrorCode(res[1].Err); code != chat.CodeNotFound {
+			t.Errorf("unknown sender's result: %v (code %q), want code %q", res[1].Err, code, chat.CodeNotFound)
+		}
+		if res[0].Err != nil || res[2].Err != nil || res[0].Message.Seq != 1 || res[2].Message.Seq != 2 {
+			t.Errorf("other results %+v and %+v, want seqs 1 and 2 without error", res[0], res[2])
+		}
+	})
+
+	t.Run("failed transaction stores nothing", func(t *testing.T) {
+		s := openAt(t, filepath.Join(t.TempDir(), "natter.db"))
+		ids := chattest.NewIDs()
+		alice := chattest.MustCreateUser(t, s, ids, "alice")
+		c := chattest.MustCreateGroup(t, s, ids, alice.ID)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		res, err := s.AppendMessages(ctx, []chat.Draft{{ID: chat.MessageID(ids.NextID()), Conv: c.ID, Sender: alice.ID,
+			ClientID: "k1", Text: "hi", SentAt: chattest.At(0)}})
+		if code := chat.ErrorCode(err); code != chat.CodeUnavailable || res != nil {
+			t.Fatalf("AppendMessages with a cancelled context = %v, %v (code %q); want nil results and code %q",
+				res, err, code, chat.CodeUnavailable)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v does not wrap context.Canceled", err)
+		}
+		got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, Limit: 10})
+		if err != nil || len(got) != 0 {
+			t.Errorf("ListMessages = %v, %v; want no messages", got, err)
 		}
 	})
 }
