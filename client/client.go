@@ -243,6 +243,14 @@ func (c *Client) RemoveMember(ctx context.Context, conv, user string) error {
 	return c.do(ctx, http.MethodDelete, convPath(conv)+"/members/"+url.PathEscape(user), nil, nil, nil)
 }
 
+// SetRole changes a member's role in a group ("owner", "admin" or
+// "member"); only owners may (PATCH /v1/conversations/{id}/members/{user}).
+func (c *Client) SetRole(ctx context.Context, conv, user, role string) (Conversation, error) {
+	var r ConversationResponse
+	err := c.do(ctx, http.MethodPatch, convPath(conv)+"/members/"+url.PathEscape(user), nil, RoleRequest{Role: role}, &r)
+	return r.Conversation, err
+}
+
 // HistoryQuery selects a page of messages. With Forward set or After > 0
 // the page holds the messages after seq After in ascending seq order
 // (Forward with After 0 starts at the first message); otherwise the

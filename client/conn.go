@@ -78,8 +78,8 @@ type Conn struct {
 // access token and returns once the server has sent its ready frame.
 // A rejected token gives an *Error with code "unauthenticated" (or the
 // server's error code) and, when the server closed the connection, a
-// *CloseError in the chain too. ctx bounds the dial and the handshake
-// only, not the life of the Conn.
+// *CloseError in the chain too. ctx bounds the dial, the handshake and
+// the wait for ready (each also at most 10s), not the life of the Conn.
 func (c *Client) Connect(ctx context.Context, opts ConnOptions) (*Conn, error) {
 	const op = "ws connect"
 	if c.badURL != nil {
@@ -132,20 +132,32 @@ func (c *Client) Connect(ctx context.Context, opts ConnOptions) (*Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("natter: %s: %w", op, ctx.Err())
 	}
+	if err := conn.awaitReady(ctx, op, handshakeTimeout); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// awaitReady waits until the server's ready frame arrived, the connection
+// ended, ctx ended or timeout passed.
+func (c *Conn) awaitReady(ctx context.Context, op string, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
-	case <-conn.ready:
-		return conn, nil
-	case <-conn.done:
+	case <-c.ready:
+		return nil
+	case <-c.done:
 		select {
-		case <-conn.ready: // ready, then closed at once: the caller sees Done
-			return conn, nil
+		case <-c.ready: // ready, then closed at once: the caller sees Done
+			return nil
 		default:
 		}
-		conn.Close()
-		return nil, conn.connectError(op)
+		return c.connectError(op)
 	case <-ctx.Done():
-		conn.Close()
-		return nil, fmt.Errorf("natter: %s: %w", op, ctx.Err())
+		return fmt.Errorf("natter: %s: %w", op, ctx.Err())
+	case <-timer.C:
+		return fmt.Errorf("natter: %s: no ready frame within %s", op, timeout)
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 // good enough to exercise ref matching, pushes and close handling:
 //
 //   - a token other than "good" is rejected: "http401" with a JSON error
-//     body, anything else by closing with 4001 after the upgrade;
+//     body, "silent" by never sending ready, anything else by closing with
+//     4001 after the upgrade;
 //   - sends are answered in batches of batch frames, in reverse order,
 //     each preceded by a "message" push (as the real server pushes to the
 //     sending connection too);
@@ -55,6 +56,10 @@ func startFakeWS(t testing.TB, f *fakeWS) *httptest.Server {
 		}
 		ws, err := up.Upgrade(w, r)
 		if err != nil {
+			return
+		}
+		if auth == "Bearer silent" { // upgraded, but never ready
+			go ws.ReadLoop()
 			return
 		}
 		if auth != "Bearer good" {
@@ -343,6 +348,16 @@ func TestClient_ConnectRejected(t *testing.T) {
 		var e *Error
 		if !errors.As(err, &e) || e.Status != 401 || e.Code != "token_expired" {
 			t.Errorf("err = %v, want a 401 token_expired *Error", err)
+		}
+	})
+	t.Run("no ready frame", func(t *testing.T) {
+		c := New(srv.URL, Options{})
+		c.SetTokens(Tokens{AccessToken: "silent"})
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := c.Connect(ctx, ConnOptions{}); err == nil || time.Since(start) > 2*time.Second {
+			t.Errorf("Connect = %v after %s, want an error after about 200ms", err, time.Since(start))
 		}
 	})
 	t.Run("bad local address", func(t *testing.T) {

@@ -33,6 +33,7 @@ const (
 	TypeMemberAdded  = protocol.TypeMemberAdded  // ServerFrame.Users joined ServerFrame.Conv
 	TypeMemberGone   = protocol.TypeMemberGone   // ServerFrame.Users left ServerFrame.Conv
 	TypeReadUpdate   = protocol.TypeReadUpdate   // ServerFrame.User read ServerFrame.Conv up to ServerFrame.ReadSeq
+	TypeRoleChanged  = protocol.TypeRoleChanged  // ServerFrame.User has ServerFrame.Role in ServerFrame.Conv
 	TypeReconnect    = protocol.TypeReconnect    // the node drains: reconnect after ServerFrame.AfterMS
 	TypeError        = protocol.TypeError        // an error not tied to a request (no ref)
 )
@@ -54,5 +55,6 @@ type (
 	CreateConversationRequest = protocol.CreateConversationRequest
 	MembersRequest            = protocol.MembersRequest
 	SendRequest               = protocol.SendRequest
+	RoleRequest               = protocol.RoleRequest
 	ReadRequest               = protocol.ReadRequest
 )

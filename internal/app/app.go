@@ -119,11 +119,17 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		},
 	})
 	a.hub = hub.New(a.svc.ConversationIDs, cfg.Logger)
+	// Bodies and frames must fit the longest text even when JSON escapes
+	// it (up to 6 bytes per byte of text, but rarely more than a few).
+	envelope := max(64<<10, 4*a.svc.Options().MaxTextBytes)
 	wsOpts := cfg.WS
 	wsOpts.AllowedOrigins = append(wsOpts.AllowedOrigins, cfg.AllowedOrigins...)
 	wsOpts.Logger = cfg.Logger
+	if wsOpts.MaxFrameBytes == 0 {
+		wsOpts.MaxFrameBytes = envelope
+	}
 	a.ws = wsapi.New(a.svc, a.hub, met, wsOpts)
-	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready})
+	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready, MaxBodyBytes: int64(envelope)})
 
 	mux := http.NewServeMux()
 	api.Routes(mux)
@@ -180,7 +186,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	svcCtx, stopSvc := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { a.svc.Run(svcCtx) })
+	wg.Go(func() {
+		if err := a.svc.Run(svcCtx); err != nil {
+			a.log.Error("core stopped", "err", err)
+		}
+	})
 	unsubscribe, err := a.subscribe(svcCtx)
 	if err != nil {
 		stopSvc()

@@ -29,11 +29,19 @@ func TestSend_ReachesEveryDeviceOfEveryMember(t *testing.T) {
 	if msg.Seq != 1 || msg.Text != "hello everyone" || msg.Conv != conv.ID || msg.ClientID != "c-1" {
 		t.Fatalf("ack carries %+v", msg)
 	}
-	for name, in := range map[string]*inbox{"alice's sending device": a1in, "alice's other device": a2in, "bob's phone": b1in, "bob's laptop": b2in} {
+	for name, in := range map[string]*inbox{"alice's other device": a2in, "bob's phone": b1in, "bob's laptop": b2in} {
 		got := in.waitFor(t, name+" to receive the message", func(ms []client.Message) bool { return len(ms) >= 1 })
 		if got[0].ID != msg.ID || got[0].Seq != 1 || got[0].Text != "hello everyone" {
 			t.Errorf("%s received %+v, want the acked message %+v", name, got[0], msg)
 		}
+	}
+	// The sending connection has the message in its ack and gets no echo:
+	// a ping round trip after the deliveries above proves nothing is queued.
+	if err := a1.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a1in.frames(); len(got) != 0 {
+		t.Errorf("the sending connection got %d pushed frames (first %q), want none: the ack is its copy", len(got), got[0].Type)
 	}
 }
 
@@ -273,6 +281,13 @@ func TestGroup_MembershipRoles(t *testing.T) {
 	}
 	if err := owner.RemoveMember(ctxT(t), conv.ID, otherID); err != nil {
 		t.Fatalf("owner removes: %v", err)
+	}
+	// An admin may add and remove members but not change roles.
+	if _, err := owner.SetRole(ctxT(t), conv.ID, thirdID, "admin"); err != nil {
+		t.Fatalf("owner makes an admin: %v", err)
+	}
+	if _, err := member.SetRole(ctxT(t), conv.ID, thirdID, "owner"); client.ErrorCode(err) != "not_found" {
+		t.Fatalf("a former member changing roles: %v, want not_found", err)
 	}
 	final, _ := owner.Conversation(ctxT(t), conv.ID)
 	var names []string

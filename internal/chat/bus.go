@@ -13,8 +13,13 @@ const (
 	EventMembersAdded EventKind = "members_added"
 	// EventMemberRemoved: Users left or were removed from Conv.
 	EventMemberRemoved EventKind = "member_removed"
+	// EventRoleChanged: Users[0]'s role in Conv became Role.
+	EventRoleChanged EventKind = "role_changed"
 	// EventRead: Users[0] moved their read watermark in Conv to ReadSeq.
 	EventRead EventKind = "read"
+	// EventSessionRevoked: Users[0]'s session Session ended (logout,
+	// revocation, refresh token reuse); its connections must close.
+	EventSessionRevoked EventKind = "session_revoked"
 )
 
 // Event is something that happened in a conversation and that connected
@@ -27,6 +32,12 @@ type Event struct {
 	Conversation *Conversation
 	Users        []UserID
 	ReadSeq      int64
+	Session      SessionID
+	Role         Role
+	// Origin identifies the connection whose request caused the event (0
+	// for none). That connection already has the answer (an ack), so the
+	// hub does not echo the event back to it.
+	Origin int64
 }
 
 // Bus carries events between the nodes' hubs. Implementations: membus (in

@@ -31,7 +31,8 @@ type Store interface {
 	// RotateRefreshToken atomically replaces the session's current refresh
 	// token hash oldHash by newHash and returns the session.
 	// If oldHash is a token of the session that was already rotated away,
-	// the session is revoked and CodeRefreshReused returned. An unknown
+	// the session is revoked and CodeRefreshReused returned together with
+	// a Session carrying the revoked session's ID and User. An unknown
 	// hash, or a revoked or expired session, gives CodeUnauthenticated.
 	RotateRefreshToken(ctx context.Context, oldHash, newHash string, now time.Time, ttl time.Duration) (Session, error)
 	// GetSession returns a session by id (revoked ones included).
@@ -61,7 +62,14 @@ type Store interface {
 	// they are. It returns the members actually added.
 	AddMembers(ctx context.Context, conv ConversationID, members []Member) ([]Member, error)
 	// RemoveMember removes user from conv. CodeNotFound if not a member.
-	RemoveMember(ctx context.Context, conv ConversationID, user UserID) error
+	// A conversation with members always has an owner: when the last owner
+	// leaves, the longest-standing remaining admin (or, failing that,
+	// member) becomes owner in the same transaction and is returned.
+	RemoveMember(ctx context.Context, conv ConversationID, user UserID) (promoted []Member, err error)
+	// UpdateMemberRole sets user's role in conv and returns the member.
+	// CodeNotFound if not a member; CodeConflict when it would demote the
+	// conversation's last owner.
+	UpdateMemberRole(ctx context.Context, conv ConversationID, user UserID, role Role) (Member, error)
 	// UpdateReadSeq raises user's read watermark in conv to seq (clamped to
 	// the conversation's last seq; it never goes down) and returns the member.
 	UpdateReadSeq(ctx context.Context, conv ConversationID, user UserID, seq int64) (Member, error)

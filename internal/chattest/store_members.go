@@ -41,8 +41,12 @@ func memberTests() []storeMethod {
 				alice := MustCreateUser(t, s, ids, "alice")
 				bob := MustCreateUser(t, s, ids, "bob")
 				c := MustCreateGroup(t, s, ids, alice.ID, bob.ID)
-				mustNot(t, "RemoveMember", s.RemoveMember(t.Context(), c.ID, bob.ID))
-				_, err := s.GetMember(t.Context(), c.ID, bob.ID)
+				promoted, err := s.RemoveMember(t.Context(), c.ID, bob.ID)
+				mustNot(t, "RemoveMember", err)
+				if len(promoted) != 0 {
+					t.Errorf("removing a plain member promoted %v", promoted)
+				}
+				_, err = s.GetMember(t.Context(), c.ID, bob.ID)
 				wantCode(t, err, chat.CodeNotFound)
 				members, err := s.ListMembers(t.Context(), c.ID)
 				mustNot(t, "ListMembers", err)
@@ -57,7 +61,60 @@ func memberTests() []storeMethod {
 				alice := MustCreateUser(t, s, ids, "alice")
 				bob := MustCreateUser(t, s, ids, "bob")
 				c := MustCreateGroup(t, s, ids, alice.ID)
-				wantCode(t, s.RemoveMember(t.Context(), c.ID, bob.ID), chat.CodeNotFound)
+				_, err := s.RemoveMember(t.Context(), c.ID, bob.ID)
+				wantCode(t, err, chat.CodeNotFound)
+			}},
+			{"last owner leaving promotes the longest-standing admin", func(t *testing.T, s chat.Store, ids *IDs) {
+				alice := MustCreateUser(t, s, ids, "alice")
+				bob := MustCreateUser(t, s, ids, "bob")
+				carol := MustCreateUser(t, s, ids, "carol")
+				c := MustCreateGroup(t, s, ids, alice.ID, bob.ID, carol.ID)
+				_, err := s.UpdateMemberRole(t.Context(), c.ID, carol.ID, chat.RoleAdmin)
+				mustNot(t, "UpdateMemberRole", err)
+				promoted, err := s.RemoveMember(t.Context(), c.ID, alice.ID)
+				mustNot(t, "RemoveMember", err)
+				if len(promoted) != 1 || promoted[0].User != carol.ID || promoted[0].Role != chat.RoleOwner {
+					t.Fatalf("promoted %v, want carol (the admin) as owner", promoted)
+				}
+				promoted, err = s.RemoveMember(t.Context(), c.ID, carol.ID)
+				mustNot(t, "RemoveMember", err)
+				if len(promoted) != 1 || promoted[0].User != bob.ID {
+					t.Fatalf("promoted %v, want bob (the only member left)", promoted)
+				}
+				promoted, err = s.RemoveMember(t.Context(), c.ID, bob.ID)
+				mustNot(t, "RemoveMember", err)
+				if len(promoted) != 0 {
+					t.Fatalf("an empty conversation promoted %v", promoted)
+				}
+			}},
+		}},
+		{"UpdateMemberRole", []storeCase{
+			{"changes the role", func(t *testing.T, s chat.Store, ids *IDs) {
+				alice := MustCreateUser(t, s, ids, "alice")
+				bob := MustCreateUser(t, s, ids, "bob")
+				c := MustCreateGroup(t, s, ids, alice.ID, bob.ID)
+				m, err := s.UpdateMemberRole(t.Context(), c.ID, bob.ID, chat.RoleAdmin)
+				mustNot(t, "UpdateMemberRole", err)
+				got, err := s.GetMember(t.Context(), c.ID, bob.ID)
+				mustNot(t, "GetMember", err)
+				wantEqual(t, "updated member", m, got)
+				wantEqual(t, "role", chat.RoleAdmin, got.Role)
+			}},
+			{"the last owner cannot be demoted", func(t *testing.T, s chat.Store, ids *IDs) {
+				alice := MustCreateUser(t, s, ids, "alice")
+				bob := MustCreateUser(t, s, ids, "bob")
+				c := MustCreateGroup(t, s, ids, alice.ID, bob.ID)
+				_, err := s.UpdateMemberRole(t.Context(), c.ID, alice.ID, chat.RoleMember)
+				wantCode(t, err, chat.CodeConflict)
+				got, _ := s.GetMember(t.Context(), c.ID, alice.ID)
+				wantEqual(t, "role after refused demotion", chat.RoleOwner, got.Role)
+			}},
+			{"a non-member is not found", func(t *testing.T, s chat.Store, ids *IDs) {
+				alice := MustCreateUser(t, s, ids, "alice")
+				bob := MustCreateUser(t, s, ids, "bob")
+				c := MustCreateGroup(t, s, ids, alice.ID)
+				_, err := s.UpdateMemberRole(t.Context(), c.ID, bob.ID, chat.RoleAdmin)
+				wantCode(t, err, chat.CodeNotFound)
 			}},
 		}},
 		{"UpdateReadSeq", updateReadSeqTests()},

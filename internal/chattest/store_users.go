@@ -155,8 +155,9 @@ func rotateTests() []storeCase {
 			_, err := s.RotateRefreshToken(t.Context(), "h1", "h2", At(time.Minute), time.Hour)
 			mustNot(t, "RotateRefreshToken", err)
 
-			_, err = s.RotateRefreshToken(t.Context(), "h1", "stolen", At(2*time.Minute), time.Hour)
+			revoked, err := s.RotateRefreshToken(t.Context(), "h1", "stolen", At(2*time.Minute), time.Hour)
 			wantCode(t, err, chat.CodeRefreshReused)
+			wantEqual(t, "revoked session named with the error", [2]int64{int64(sess.ID), int64(alice.ID)}, [2]int64{int64(revoked.ID), int64(revoked.User)})
 			got, err := s.GetSession(t.Context(), sess.ID)
 			mustNot(t, "GetSession", err)
 			wantEqual(t, "RevokedAt", At(2*time.Minute), got.RevokedAt)

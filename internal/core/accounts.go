@@ -129,6 +129,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (AuthResult,
 	if err != nil {
 		if chat.IsCode(err, chat.CodeRefreshReused) {
 			s.log.Warn("refresh token reused; session revoked", "user", sess.User)
+			if sess.ID != 0 {
+				s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{sess.User}, Session: sess.ID})
+			}
 		}
 		return AuthResult{}, err
 	}
@@ -163,7 +166,7 @@ func (s *Service) Me(ctx context.Context, p Principal) (chat.User, error) {
 
 // Logout revokes the caller's current session.
 func (s *Service) Logout(ctx context.Context, p Principal) error {
-	return s.store.RevokeSession(ctx, p.User, p.Session, s.now())
+	return s.RevokeSession(ctx, p, p.Session)
 }
 
 // Sessions lists the caller's live sessions, newest first.
@@ -172,8 +175,13 @@ func (s *Service) Sessions(ctx context.Context, p Principal) ([]chat.Session, er
 }
 
 // RevokeSession ends one of the caller's sessions. Errors: not_found.
+// The session's open connections, on every node, are closed.
 func (s *Service) RevokeSession(ctx context.Context, p Principal, id chat.SessionID) error {
-	return s.store.RevokeSession(ctx, p.User, id, s.now())
+	if err := s.store.RevokeSession(ctx, p.User, id, s.now()); err != nil {
+		return err
+	}
+	s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{p.User}, Session: id})
+	return nil
 }
 
 func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }

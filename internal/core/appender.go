@@ -26,8 +26,9 @@ type appender struct {
 }
 
 type appendReq struct {
-	draft chat.Draft
-	done  func(SendResult, error)
+	draft  chat.Draft
+	origin int64
+	done   func(SendResult, error)
 }
 
 func newAppender(store chat.Store, publish func(context.Context, chat.Event), opts Options) *appender {
@@ -40,7 +41,7 @@ func newAppender(store chat.Store, publish func(context.Context, chat.Event), op
 var errStopping = chat.Unavailable("send", errors.New("the node is shutting down"))
 
 // enqueue queues d; it blocks while the queue is full.
-func (a *appender) enqueue(ctx context.Context, d chat.Draft, done func(SendResult, error)) error {
+func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, done func(SendResult, error)) error {
 	a.entering.Add(1)
 	defer a.entering.Add(-1)
 	select {
@@ -49,7 +50,7 @@ func (a *appender) enqueue(ctx context.Context, d chat.Draft, done func(SendResu
 	default:
 	}
 	select {
-	case a.queue <- appendReq{d, done}:
+	case a.queue <- appendReq{d, origin, done}:
 		return nil
 	case <-a.stopped:
 		return errStopping
@@ -140,7 +141,7 @@ func (a *appender) commit(batch []appendReq, drafts []chat.Draft) []chat.Draft {
 		}
 		if !res.Duplicate {
 			m := res.Message
-			a.publish(ctx, chat.Event{Kind: chat.EventMessage, Conv: m.Conv, Message: &m})
+			a.publish(ctx, chat.Event{Kind: chat.EventMessage, Conv: m.Conv, Message: &m, Origin: r.origin})
 		}
 		r.done(SendResult{Message: res.Message, Duplicate: res.Duplicate}, nil)
 	}

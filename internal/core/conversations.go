@@ -222,11 +222,50 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, conv chat.Conve
 			return chat.Errorf(chat.CodeForbidden, "you may not remove this member")
 		}
 	}
-	if err := s.store.RemoveMember(ctx, conv, user); err != nil {
+	promoted, err := s.store.RemoveMember(ctx, conv, user)
+	if err != nil {
 		return err
 	}
+	s.members.forget(conv, []chat.UserID{user})
 	s.publish(ctx, chat.Event{Kind: chat.EventMemberRemoved, Conv: conv, Users: []chat.UserID{user}})
+	for _, m := range promoted {
+		s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Users: []chat.UserID{m.User}, Role: m.Role})
+	}
 	return nil
+}
+
+// SetRole changes a member's role in a group. Only owners may; a group
+// keeps at least one owner.
+// Errors: not_found, forbidden, invalid_argument, conflict (last owner).
+func (s *Service) SetRole(ctx context.Context, p Principal, conv chat.ConversationID, user chat.UserID, role chat.Role) (chat.ConversationSummary, error) {
+	switch role {
+	case chat.RoleOwner, chat.RoleAdmin, chat.RoleMember:
+	default:
+		return chat.ConversationSummary{}, chat.Errorf(chat.CodeInvalidArgument, `role must be "owner", "admin" or "member"`)
+	}
+	me, err := s.member(ctx, conv, p.User)
+	if err != nil {
+		return chat.ConversationSummary{}, err
+	}
+	c, err := s.store.GetConversation(ctx, conv)
+	if err != nil {
+		return chat.ConversationSummary{}, err
+	}
+	if c.Kind != chat.KindGroup {
+		return chat.ConversationSummary{}, chat.Errorf(chat.CodeInvalidArgument, "roles exist in groups only")
+	}
+	if me.Role != chat.RoleOwner {
+		return chat.ConversationSummary{}, chat.Errorf(chat.CodeForbidden, "only owners change roles")
+	}
+	m, err := s.store.UpdateMemberRole(ctx, conv, user, role)
+	if chat.IsCode(err, chat.CodeNotFound) {
+		return chat.ConversationSummary{}, chat.Errorf(chat.CodeNotFound, "no such member")
+	}
+	if err != nil {
+		return chat.ConversationSummary{}, err
+	}
+	s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Users: []chat.UserID{m.User}, Role: m.Role})
+	return s.GetConversation(ctx, p, conv)
 }
 
 // MarkRead raises the caller's read watermark and tells the caller's
@@ -235,14 +274,18 @@ func (s *Service) MarkRead(ctx context.Context, p Principal, conv chat.Conversat
 	if seq < 0 {
 		return chat.Member{}, chat.Errorf(chat.CodeInvalidArgument, "seq must not be negative")
 	}
-	if _, err := s.member(ctx, conv, p.User); err != nil {
+	before, err := s.member(ctx, conv, p.User)
+	if err != nil {
 		return chat.Member{}, err
 	}
 	m, err := s.store.UpdateReadSeq(ctx, conv, p.User, seq)
 	if err != nil {
 		return chat.Member{}, err
 	}
-	s.publish(ctx, chat.Event{Kind: chat.EventRead, Conv: conv, Users: []chat.UserID{p.User}, ReadSeq: m.ReadSeq})
+	if m.ReadSeq == before.ReadSeq {
+		return m, nil // nothing moved: nobody needs to hear about it
+	}
+	s.publish(ctx, chat.Event{Kind: chat.EventRead, Conv: conv, Users: []chat.UserID{p.User}, ReadSeq: m.ReadSeq, Origin: p.Conn})
 	return m, nil
 }
 

@@ -43,12 +43,12 @@ func (s *Service) SendAsync(ctx context.Context, p Principal, conv chat.Conversa
 		done(SendResult{}, err)
 		return
 	}
-	if _, err := s.member(ctx, conv, p.User); err != nil {
+	if err := s.members.check(ctx, conv, p.User); err != nil {
 		done(SendResult{}, err)
 		return
 	}
 	d := chat.Draft{ID: chat.MessageID(s.ids.NextID()), Conv: conv, Sender: p.User, ClientID: clientID, Text: text, SentAt: s.now()}
-	if err := s.appender.enqueue(ctx, d, done); err != nil {
+	if err := s.appender.enqueue(ctx, d, p.Conn, done); err != nil {
 		done(SendResult{}, err)
 	}
 }

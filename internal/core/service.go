@@ -66,6 +66,7 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	appender *appender
+	members  *memberCache
 }
 
 // Deps are the parts a Service is built from.
@@ -86,12 +87,26 @@ func New(d Deps, opts Options) *Service {
 		opts: opts, log: opts.Logger,
 	}
 	s.appender = newAppender(d.Store, s.publish, opts)
+	s.members = newMemberCache(d.Store, opts.Now)
 	return s
 }
 
 // Run commits queued sends until ctx is done, then commits what is still
-// queued (so that in-flight sends finish) and returns.
-func (s *Service) Run(ctx context.Context) { s.appender.run(ctx) }
+// queued (so that in-flight sends finish) and returns. It also listens on
+// the bus for removals made on other nodes, to forget cached memberships.
+func (s *Service) Run(ctx context.Context) error {
+	cancel, err := s.bus.Subscribe(ctx, func(e chat.Event) {
+		if e.Kind == chat.EventMemberRemoved {
+			s.members.forget(e.Conv, e.Users)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	s.appender.run(ctx)
+	return nil
+}
 
 // Options returns the effective options (defaults filled in).
 func (s *Service) Options() Options { return s.opts }
@@ -111,4 +126,5 @@ func (s *Service) publish(ctx context.Context, e chat.Event) {
 type Principal struct {
 	User    chat.UserID
 	Session chat.SessionID
+	Conn    int64 // the WebSocket connection the request came on; 0 for REST
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/core"
@@ -64,6 +65,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/conversations/{id}", true, a.getConversation)
 	a.handle(mux, "POST /v1/conversations/{id}/members", true, a.addMembers)
 	a.handle(mux, "DELETE /v1/conversations/{id}/members/{user}", true, a.removeMember)
+	a.handle(mux, "PATCH /v1/conversations/{id}/members/{user}", true, a.setRole)
 	a.handle(mux, "GET /v1/conversations/{id}/messages", true, a.history)
 	a.handle(mux, "POST /v1/conversations/{id}/messages", true, a.send)
 	a.handle(mux, "POST /v1/conversations/{id}/read", true, a.markRead)
@@ -146,6 +148,10 @@ func decode(r *http.Request, v any) error {
 	}
 	if err != nil {
 		return chat.Errorf(chat.CodeInvalidArgument, "cannot read the request body")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn bad bytes into U+FFFD.
+		return chat.Errorf(chat.CodeInvalidJSON, "request body must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

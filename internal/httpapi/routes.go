@@ -228,6 +228,31 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request, p core.Princi
 	return nil
 }
 
+func (a *API) setRole(w http.ResponseWriter, r *http.Request, p core.Principal) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	user, err := pathID(r, "user")
+	if err != nil {
+		return err
+	}
+	var req protocol.RoleRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	sum, err := a.svc.SetRole(r.Context(), p, chat.ConversationID(id), chat.UserID(user), chat.Role(req.Role))
+	if err != nil {
+		return err
+	}
+	c, err := a.conversation(r, sum)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.ConversationResponse{Conversation: c})
+	return nil
+}
+
 func queryInt(r *http.Request, name string) (int64, bool, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {

@@ -14,7 +14,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -26,6 +25,13 @@ import (
 // Conn is a live client connection as the hub sees it.
 type Conn interface {
 	User() chat.UserID
+	// ID is unique among all connections of the cluster (random 63 bits).
+	ID() int64
+	// Session is the login the connection authenticated as.
+	Session() chat.SessionID
+	// Revoke closes the connection because its session ended. It must
+	// not block.
+	Revoke()
 	// Deliver queues frame for the client without blocking. frame is shared
 	// with other connections and must not be modified.
 	Deliver(frame []byte)
@@ -173,26 +179,37 @@ func (h *Hub) Handle(e chat.Event) {
 	switch e.Kind {
 	case chat.EventMessage:
 		if e.Message != nil {
-			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message))
+			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin)
 		}
 	case chat.EventMembersAdded:
 		h.membersAdded(e)
 	case chat.EventMemberRemoved:
 		h.memberRemoved(e)
+	case chat.EventRoleChanged:
+		if len(e.Users) == 1 {
+			h.toConv(e.Conv, protocol.Encode(protocol.RoleFrame{Type: protocol.TypeRoleChanged, Conv: e.Conv.String(), User: e.Users[0].String(), Role: string(e.Role)}), 0)
+		}
+	case chat.EventSessionRevoked:
+		if len(e.Users) == 1 {
+			h.revoke(e.Users[0], e.Session)
+		}
 	case chat.EventRead:
 		if len(e.Users) == 1 {
-			h.toConv(e.Conv, encode(protocol.ServerFrame{Type: protocol.TypeReadUpdate, Conv: e.Conv.String(), User: e.Users[0].String(), ReadSeq: e.ReadSeq}))
+			h.toConv(e.Conv, protocol.Encode(protocol.ReadFrame{Type: protocol.TypeReadUpdate, Conv: e.Conv.String(), User: e.Users[0].String(), ReadSeq: e.ReadSeq}), e.Origin)
 		}
 	}
 }
 
-// toConv delivers frame to every local connection of every member of conv.
-func (h *Hub) toConv(conv chat.ConversationID, frame []byte) {
+// toConv delivers frame to every local connection of every member of
+// conv, except the connection with id origin (when not 0).
+func (h *Hub) toConv(conv chat.ConversationID, frame []byte, origin int64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for u := range h.convs[conv] {
 		for _, c := range h.users[u].conns {
-			c.Deliver(frame)
+			if origin == 0 || c.ID() != origin {
+				c.Deliver(frame)
+			}
 		}
 	}
 }
@@ -207,13 +224,26 @@ func (h *Hub) toUsersLocked(users []chat.UserID, frame []byte) {
 	}
 }
 
+// revoke closes the local connections of user's session.
+func (h *Hub) revoke(user chat.UserID, session chat.SessionID) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if st := h.users[user]; st != nil {
+		for _, c := range st.conns {
+			if c.Session() == session {
+				c.Revoke()
+			}
+		}
+	}
+}
+
 func (h *Hub) membersAdded(e chat.Event) {
 	// Existing members hear who joined; the new members get the conversation.
-	h.toConv(e.Conv, encode(protocol.ServerFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}))
+	h.toConv(e.Conv, protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}), 0)
 	var convFrame []byte
 	if e.Conversation != nil {
 		c := e.Conversation
-		convFrame = encode(protocol.ServerFrame{Type: protocol.TypeConversation, Conversation: &protocol.Conversation{
+		convFrame = protocol.Encode(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: protocol.Conversation{
 			ID: c.ID.String(), Kind: string(c.Kind), Title: c.Title, CreatedBy: c.CreatedBy.String(),
 			CreatedAt: c.CreatedAt.UTC(), LastSeq: c.LastSeq, Members: []protocol.Member{},
 		}})
@@ -237,7 +267,7 @@ func (h *Hub) membersAdded(e chat.Event) {
 }
 
 func (h *Hub) memberRemoved(e chat.Event) {
-	frame := encode(protocol.ServerFrame{Type: protocol.TypeMemberGone, Conv: e.Conv.String(), Users: ids(e.Users)})
+	frame := protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberGone, Conv: e.Conv.String(), Users: ids(e.Users)})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, u := range e.Users {
@@ -266,12 +296,4 @@ func ids(users []chat.UserID) []string {
 		out[i] = u.String()
 	}
 	return out
-}
-
-func encode(f protocol.ServerFrame) []byte {
-	b, err := json.Marshal(f)
-	if err != nil {
-		panic("hub: cannot encode a server frame: " + err.Error()) // a bug: the types always encode
-	}
-	return b
 }

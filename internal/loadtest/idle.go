@@ -18,11 +18,11 @@ func (r *run) idle(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	var res Result
-	before, gBefore, memErr := settledRSS(ctx, r.hc, o.Addr, 3, 500*time.Millisecond)
+	before, memErr := settledMemory(ctx, r.hc, o.Addr, 10, time.Second)
 	if memErr != nil {
 		r.printf("warning: cannot read server memory, reporting connections only: %v\n", memErr)
 	} else {
-		r.printf("setup: server RSS %.1f MiB before connecting\n", before/(1<<20))
+		r.printf("setup: server RSS %.1f MiB before connecting\n", before.RSS/(1<<20))
 	}
 
 	clients := make([]*client.Client, o.Conns)
@@ -57,13 +57,18 @@ func (r *run) idle(ctx context.Context) (*Result, error) {
 	}
 
 	if memErr == nil {
-		after, gAfter, err := settledRSS(ctx, r.hc, o.Addr, 10, time.Second)
+		after, err := settledMemory(ctx, r.hc, o.Addr, 10, time.Second)
 		if err != nil {
 			r.printf("warning: cannot read server memory after connecting: %v\n", err)
 		} else {
-			res.RSSBefore, res.RSSAfter = int64(before), int64(after)
-			res.KiBPerConn = (after - before) / 1024 / float64(res.Conns)
-			res.GoroutinesConn = (gAfter - gBefore) / float64(res.Conns)
+			n := float64(res.Conns)
+			res.RSSBefore, res.RSSAfter = int64(before.RSS), int64(after.RSS)
+			res.KiBPerConn = (after.RSS - before.RSS) / 1024 / n
+			res.HeapStackKiBPerConn = (after.HeapStack - before.HeapStack) / 1024 / n
+			res.GoroutinesConn = (after.Goroutines - before.Goroutines) / n
+			if after.RSS < before.RSS {
+				r.printf("warning: the server's RSS shrank while connecting (memory of earlier load was being returned to the OS); measure against a freshly started server\n")
+			}
 		}
 	}
 	res.ConnLost = lost(conns)

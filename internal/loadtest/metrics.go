@@ -15,7 +15,17 @@ import (
 const (
 	metricRSS        = "process_resident_memory_bytes"
 	metricGoroutines = "go_goroutines"
+	metricHeapInuse  = "go_memstats_heap_inuse_bytes"
+	metricStackInuse = "go_memstats_stack_inuse_bytes"
 )
+
+// memory is one reading of the server's memory gauges. Fields the server
+// does not export are zero; RSS is always present.
+type memory struct {
+	RSS        float64 // resident set size, bytes
+	Goroutines float64
+	HeapStack  float64 // Go heap and goroutine stacks in use, bytes
+}
 
 // scrape fetches base+"/metrics" and returns the unlabelled samples of the
 // named metrics that it found.
@@ -67,35 +77,34 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// settledRSS polls the server's resident memory until two consecutive
+// settledMemory polls the server's memory until two consecutive RSS
 // readings, interval apart, differ by less than 1%, or until tries
-// readings were taken, and returns the last reading with the goroutine
-// count seen with it.
-func settledRSS(ctx context.Context, hc *http.Client, base string, tries int, interval time.Duration) (rss, goroutines float64, err error) {
-	prev := -1.0
+// readings were taken, and returns the last reading.
+func settledMemory(ctx context.Context, hc *http.Client, base string, tries int, interval time.Duration) (memory, error) {
+	var last memory
 	for i := range tries {
 		if i > 0 {
 			select {
 			case <-time.After(interval):
 			case <-ctx.Done():
-				return rss, goroutines, ctx.Err()
+				return last, ctx.Err()
 			}
 		}
-		m, err := scrape(ctx, hc, base, metricRSS, metricGoroutines)
+		m, err := scrape(ctx, hc, base, metricRSS, metricGoroutines, metricHeapInuse, metricStackInuse)
 		if err != nil {
-			return 0, 0, err
+			return memory{}, err
 		}
-		v, ok := m[metricRSS]
+		rss, ok := m[metricRSS]
 		if !ok {
-			return 0, 0, fmt.Errorf("GET /metrics has no %s gauge", metricRSS)
+			return memory{}, fmt.Errorf("GET /metrics has no %s gauge", metricRSS)
 		}
-		rss, goroutines = v, m[metricGoroutines]
-		if prev > 0 && abs(rss-prev) < prev/100 {
+		prev := last.RSS
+		last = memory{RSS: rss, Goroutines: m[metricGoroutines], HeapStack: m[metricHeapInuse] + m[metricStackInuse]}
+		if i > 0 && abs(rss-prev) < prev/100 {
 			break
 		}
-		prev = rss
 	}
-	return rss, goroutines, nil
+	return last, nil
 }
 
 func abs(v float64) float64 {

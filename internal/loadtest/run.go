@@ -34,12 +34,15 @@ type Result struct {
 	Deliveries         int64    `json:"deliveries,omitempty"`
 
 	// idle
-	Conns          int      `json:"conns,omitempty"` // connections that reached ready
-	Connect        *Latency `json:"connect_ms,omitempty"`
-	RSSBefore      int64    `json:"rss_before_bytes,omitempty"`
-	RSSAfter       int64    `json:"rss_after_bytes,omitempty"`
-	KiBPerConn     float64  `json:"kib_per_conn,omitempty"`
-	GoroutinesConn float64  `json:"goroutines_per_conn,omitempty"`
+	Conns      int      `json:"conns,omitempty"` // connections that reached ready
+	Connect    *Latency `json:"connect_ms,omitempty"`
+	RSSBefore  int64    `json:"rss_before_bytes,omitempty"`
+	RSSAfter   int64    `json:"rss_after_bytes,omitempty"`
+	KiBPerConn float64  `json:"kib_per_conn,omitempty"` // RSS growth per connection
+	// HeapStackKiBPerConn is the growth of the Go heap and stacks in use
+	// per connection: less noisy than RSS, but blind to memory outside Go.
+	HeapStackKiBPerConn float64 `json:"heap_stack_kib_per_conn,omitempty"`
+	GoroutinesConn      float64 `json:"goroutines_per_conn,omitempty"`
 
 	Errors   map[string]int `json:"errors,omitempty"`    // failed requests by errorKind
 	ConnLost map[string]int `json:"conn_lost,omitempty"` // connections that ended during the run, by close code
@@ -276,7 +279,7 @@ func (r *run) report(res Result) {
 		}
 		if res.RSSAfter > 0 {
 			line("server RSS", "%.1f MiB before, %.1f MiB after", float64(res.RSSBefore)/(1<<20), float64(res.RSSAfter)/(1<<20))
-			line("memory per conn", "%.1f KiB", res.KiBPerConn)
+			line("memory per conn", "%.1f KiB RSS, %.1f KiB Go heap+stacks", res.KiBPerConn, res.HeapStackKiBPerConn)
 			line("goroutines per conn", "%.2f", res.GoroutinesConn)
 		} else {
 			line("memory per conn", "unknown (no metrics)")

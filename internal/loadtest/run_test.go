@@ -80,6 +80,7 @@ func startFake(t testing.TB) *httptest.Server {
 		open := f.open
 		f.mu.Unlock()
 		fmt.Fprintf(w, "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %d\ngo_goroutines %d\n", 50<<20+open*10<<10, 10+2*open)
+		fmt.Fprintf(w, "go_memstats_heap_inuse_bytes %d\ngo_memstats_stack_inuse_bytes %d\n", 8<<20+open*4<<10, 1<<20+open*4<<10)
 	})
 	mux.HandleFunc("GET /v1/ws", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -188,8 +189,9 @@ func TestRun_ScenariosAgainstFakeServer(t *testing.T) {
 	}, {
 		opts: Options{Scenario: ScenarioIdle, Conns: 40, Users: 2, LocalAddrs: []string{"127.0.0.1"}},
 		check: func(t *testing.T, res Result) {
-			if res.Conns != 40 || res.KiBPerConn != 10 || res.GoroutinesConn != 2 || len(res.Errors) != 0 {
-				t.Errorf("conns %d, %g KiB and %g goroutines per conn, errors %v; want 40, 10, 2, none", res.Conns, res.KiBPerConn, res.GoroutinesConn, res.Errors)
+			if res.Conns != 40 || res.KiBPerConn != 10 || res.HeapStackKiBPerConn != 8 || res.GoroutinesConn != 2 || len(res.Errors) != 0 {
+				t.Errorf("conns %d, %g KiB RSS, %g KiB heap+stack and %g goroutines per conn, errors %v; want 40, 10, 8, 2, none",
+					res.Conns, res.KiBPerConn, res.HeapStackKiBPerConn, res.GoroutinesConn, res.Errors)
 			}
 		},
 	}} {

@@ -6,8 +6,10 @@ import (
 	"github.com/natter-chat/natter/internal/chat"
 )
 
-// TimeLayout is how times appear on the wire.
-const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+// TimeLayout is how times appear on the wire: RFC 3339 in UTC, with the
+// fraction of a second (milliseconds at most) and its trailing zeros
+// omitted, exactly as encoding/json writes a time.Time.
+const TimeLayout = time.RFC3339Nano
 
 // FromUser converts a domain user.
 func FromUser(u chat.User) User {

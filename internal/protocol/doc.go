@@ -5,7 +5,7 @@
 // Everything a client sees is defined here and documented in
 // docs/protocol.md; changing a JSON name is a breaking change. All ids are
 // decimal strings (JavaScript numbers cannot hold 64-bit ids); times are
-// RFC 3339 in UTC with millisecond precision. Hot-path frames (message,
+// RFC 3339 in UTC with millisecond precision (trailing zeros omitted). Hot-path frames (message,
 // ack) are encoded by hand with Append functions so that a fan-out encodes
 // a message once, without reflection; they produce exactly what
 // encoding/json would decode into the same types.

@@ -23,6 +23,7 @@ const (
 	TypeMemberAdded  = "members_added"  // members joined a conversation of the user
 	TypeMemberGone   = "member_removed" // a member left or was removed
 	TypeReadUpdate   = "read"           // a member's read watermark moved
+	TypeRoleChanged  = "role_changed"   // a member's role changed
 	TypeReconnect    = "reconnect"      // the node is draining: reconnect after after_ms
 )
 
@@ -58,6 +59,7 @@ type ServerFrame struct {
 	User         string          `json:"user,omitempty"`
 	Users        []string        `json:"users,omitempty"`
 	Session      string          `json:"session,omitempty"`
+	Role         string          `json:"role,omitempty"`
 	ReadSeq      int64           `json:"read_seq,omitempty"`
 	Code         string          `json:"code,omitempty"`
 	RetryAfter   int             `json:"retry_after,omitempty"`
@@ -94,3 +96,66 @@ const (
 	CloseSlowConsumer    = 4008 // the client did not read fast enough; reconnect and sync
 	CloseProtocolError   = 4002 // too many bad frames
 )
+
+// The frames the server sends, as it encodes them: unlike ServerFrame
+// (the client's union type), every field is always present, so a zero
+// read_seq or an empty page is explicit.
+type (
+	ReadyFrame struct {
+		Type    string `json:"type"`
+		User    string `json:"user"`
+		Session string `json:"session"`
+	}
+	PongFrame struct {
+		Type string          `json:"type"`
+		Ref  json.RawMessage `json:"ref,omitempty"`
+	}
+	MessagesFrame struct {
+		Type     string          `json:"type"`
+		Ref      json.RawMessage `json:"ref,omitempty"`
+		Conv     string          `json:"conv"`
+		Messages []Message       `json:"messages"`
+		HasMore  bool            `json:"has_more"`
+	}
+	ReadAckFrame struct {
+		Type    string          `json:"type"`
+		Ref     json.RawMessage `json:"ref,omitempty"`
+		Conv    string          `json:"conv"`
+		ReadSeq int64           `json:"read_seq"`
+	}
+	ReadFrame struct {
+		Type    string `json:"type"`
+		Conv    string `json:"conv"`
+		User    string `json:"user"`
+		ReadSeq int64  `json:"read_seq"`
+	}
+	ConversationFrame struct {
+		Type         string       `json:"type"`
+		Conversation Conversation `json:"conversation"`
+	}
+	MembersFrame struct {
+		Type  string   `json:"type"`
+		Conv  string   `json:"conv"`
+		Users []string `json:"users"`
+	}
+	RoleFrame struct {
+		Type string `json:"type"`
+		Conv string `json:"conv"`
+		User string `json:"user"`
+		Role string `json:"role"`
+	}
+	ReconnectFrame struct {
+		Type    string `json:"type"`
+		AfterMS int64  `json:"after_ms"`
+	}
+)
+
+// Encode marshals a server frame. It panics only on a programming error
+// (the frame types always encode).
+func Encode(frame any) []byte {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		panic("protocol: cannot encode a server frame: " + err.Error())
+	}
+	return b
+}

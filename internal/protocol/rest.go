@@ -101,6 +101,11 @@ type MembersRequest struct {
 	Members []string `json:"members"`
 }
 
+// RoleRequest is the body of PATCH /v1/conversations/{id}/members/{user}.
+type RoleRequest struct {
+	Role string `json:"role"`
+}
+
 // SendRequest is the body of POST /v1/conversations/{id}/messages.
 type SendRequest struct {
 	ClientID string `json:"client_id"`

@@ -293,20 +293,79 @@ func (s *Store) AddMembers(ctx context.Context, conv chat.ConversationID, member
 	return added, nil
 }
 
-// RemoveMember removes user from conv; CodeNotFound if not a member. The
+// RemoveMember removes user from conv in one transaction, promoting a new
+// owner when the last one leaves; CodeNotFound if not a member. The
 // user's read watermark goes with the membership.
-func (s *Store) RemoveMember(ctx context.Context, conv chat.ConversationID, user chat.UserID) error {
+func (s *Store) RemoveMember(ctx context.Context, conv chat.ConversationID, user chat.UserID) ([]chat.Member, error) {
 	const op = "sqlite.RemoveMember"
-	res, err := s.w.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, int64(conv), int64(user))
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return chat.Unavailable(op, err)
+		return nil, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conv_id = ? AND user_id = ?`, int64(conv), int64(user))
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return chat.Unavailable(op, err)
+		return nil, chat.Unavailable(op, err)
 	} else if n == 0 {
-		return newError(op, chat.CodeNotFound, "not a member of the conversation")
+		return nil, newError(op, chat.CodeNotFound, "not a member of the conversation")
 	}
-	return nil
+	// Promote the longest-standing admin, else member, if no owner is left.
+	rows, err := tx.QueryContext(ctx, `UPDATE members SET role = 'owner'
+		WHERE conv_id = ?1 AND NOT EXISTS (SELECT 1 FROM members WHERE conv_id = ?1 AND role = 'owner')
+		AND user_id = (SELECT user_id FROM members WHERE conv_id = ?1
+			ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1)
+		RETURNING `+memberColumns, int64(conv))
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	var promoted []chat.Member
+	for rows.Next() {
+		m, err := scanMember(rows)
+		if err != nil {
+			rows.Close()
+			return nil, chat.Unavailable(op, err)
+		}
+		promoted = append(promoted, m)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return promoted, nil
+}
+
+// UpdateMemberRole implements chat.Store.
+func (s *Store) UpdateMemberRole(ctx context.Context, conv chat.ConversationID, user chat.UserID, role chat.Role) (chat.Member, error) {
+	const op = "sqlite.UpdateMemberRole"
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return chat.Member{}, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
+	m, err := scanMember(tx.QueryRowContext(ctx, `UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ? RETURNING `+memberColumns,
+		string(role), int64(conv), int64(user)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Member{}, newError(op, chat.CodeNotFound, "not a member of the conversation")
+	}
+	if err != nil {
+		return chat.Member{}, chat.Unavailable(op, err)
+	}
+	var owners int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE conv_id = ? AND role = 'owner'`, int64(conv)).Scan(&owners); err != nil {
+		return chat.Member{}, chat.Unavailable(op, err)
+	}
+	if owners == 0 {
+		return chat.Member{}, newError(op, chat.CodeConflict, "the conversation's last owner cannot be demoted")
+	}
+	if err := tx.Commit(); err != nil {
+		return chat.Member{}, chat.Unavailable(op, err)
+	}
+	return m, nil
 }
 
 // UpdateReadSeq implements chat.Store in one statement: the watermark

@@ -162,7 +162,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, newHash string,
 	sess, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE refresh_hash = ?`, oldHash))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return chat.Session{}, revokeReused(ctx, tx, op, oldHash, now)
+		return revokeReused(ctx, tx, op, oldHash, now)
 	case err != nil:
 		return chat.Session{}, chat.Unavailable(op, err)
 	case !sess.Live(now):
@@ -185,23 +185,25 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, newHash string,
 
 // revokeReused handles a hash that is no session's current one: if it was
 // rotated away, its session is revoked (committed in tx) and
-// CodeRefreshReused returned; otherwise CodeUnauthenticated.
-func revokeReused(ctx context.Context, tx *sql.Tx, op, hash string, now time.Time) error {
-	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT session_id FROM used_refresh_tokens WHERE hash = ?`, hash).Scan(&id)
+// CodeRefreshReused returned with the revoked session's ID and User;
+// otherwise CodeUnauthenticated.
+func revokeReused(ctx context.Context, tx *sql.Tx, op, hash string, now time.Time) (chat.Session, error) {
+	var id, user int64
+	err := tx.QueryRowContext(ctx, `SELECT s.id, s.user_id FROM used_refresh_tokens u JOIN sessions s ON s.id = u.session_id WHERE u.hash = ?`, hash).Scan(&id, &user)
 	if errors.Is(err, sql.ErrNoRows) {
-		return newError(op, chat.CodeUnauthenticated, "unknown refresh token; log in again")
+		return chat.Session{}, newError(op, chat.CodeUnauthenticated, "unknown refresh token; log in again")
 	}
 	if err != nil {
-		return chat.Unavailable(op, err)
+		return chat.Session{}, chat.Unavailable(op, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, ms(now), id); err != nil {
-		return chat.Unavailable(op, err)
+		return chat.Session{}, chat.Unavailable(op, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return chat.Unavailable(op, err)
+		return chat.Session{}, chat.Unavailable(op, err)
 	}
-	return newError(op, chat.CodeRefreshReused, "the refresh token was already used; the session is revoked, log in again")
+	revoked := chat.Session{ID: chat.SessionID(id), User: chat.UserID(user)}
+	return revoked, newError(op, chat.CodeRefreshReused, "the refresh token was already used; the session is revoked, log in again")
 }
 
 // GetSession returns the session with id, revoked or not, or CodeNotFound.

@@ -18,6 +18,7 @@ import (
 // by gws's read loop; writes go through gws's per-connection queue, which
 // conn bounds with pending.
 type conn struct {
+	id        int64
 	ws        *Handler
 	socket    *gws.Conn
 	opened    time.Time
@@ -26,6 +27,7 @@ type conn struct {
 	pending   atomic.Int64 // frames queued, not yet written
 	inflight  atomic.Int64 // sends awaiting their ack
 	slow      atomic.Bool  // set once the queue overflowed
+	authTimer *time.Timer  // closes an unauthenticated connection; nil after the header auth
 
 	mu         sync.Mutex // guards unregister
 	unregister func()
@@ -35,6 +37,15 @@ type conn struct {
 var _ interface{ Deliver([]byte) } = (*conn)(nil)
 
 func (c *conn) User() chat.UserID { return c.principal.User }
+
+// ID implements hub.Conn.
+func (c *conn) ID() int64 { return c.id }
+
+// Session implements hub.Conn.
+func (c *conn) Session() chat.SessionID { return c.principal.Session }
+
+// Revoke implements hub.Conn: the session ended, so the connection does.
+func (c *conn) Revoke() { c.closeWith(protocol.CloseSessionRevoked, "session ended") }
 
 // start registers the authenticated connection with the hub and greets it.
 func (c *conn) start(ctx context.Context) error {
@@ -50,7 +61,7 @@ func (c *conn) start(ctx context.Context) error {
 	}
 	c.unregister = unregister
 	c.mu.Unlock()
-	c.Deliver(encode(protocol.ServerFrame{Type: protocol.TypeReady, User: c.principal.User.String(), Session: c.principal.Session.String()}))
+	c.Deliver(protocol.Encode(protocol.ReadyFrame{Type: protocol.TypeReady, User: c.principal.User.String(), Session: c.principal.Session.String()}))
 	return nil
 }
 
@@ -59,6 +70,9 @@ func (c *conn) stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopped = true
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
 	if c.unregister != nil {
 		c.unregister()
 		c.unregister = nil
@@ -131,7 +145,7 @@ func (c *conn) handle(data []byte) {
 	case protocol.TypeSync:
 		c.sync(f)
 	case protocol.TypePing:
-		c.Deliver(encode(protocol.ServerFrame{Type: protocol.TypePong, Ref: f.Ref}))
+		c.Deliver(protocol.Encode(protocol.PongFrame{Type: protocol.TypePong, Ref: f.Ref}))
 	case protocol.TypeAuth:
 		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, "already authenticated"))
 	default:
@@ -165,12 +179,22 @@ func (c *conn) authenticate(f protocol.ClientFrame) {
 	defer cancel()
 	p, err := c.ws.svc.Authenticate(ctx, f.Token)
 	if err != nil {
-		c.fail(f.Ref, chat.Errorf(chat.CodeUnauthenticated, "a valid access token is required"))
+		// As on the upgrade: an expired token says so, so that the client
+		// refreshes it instead of asking the user to log in again.
+		code := chat.CodeUnauthenticated
+		if chat.IsCode(err, chat.CodeTokenExpired) {
+			code = chat.CodeTokenExpired
+		}
+		c.fail(f.Ref, chat.Errorf(code, "a valid access token is required"))
 		c.closeWith(protocol.CloseUnauthenticated, "unauthenticated")
 		return
 	}
+	p.Conn = c.id
 	c.principal = p
 	c.authed.Store(true)
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
 	if err := c.start(ctx); err != nil {
 		c.closeWith(1011, "unavailable")
 		return
@@ -244,7 +268,7 @@ func (c *conn) read(f protocol.ClientFrame) {
 		c.fail(f.Ref, err)
 		return
 	}
-	c.Deliver(encode(protocol.ServerFrame{Type: protocol.TypeAck, Ref: f.Ref, Conv: f.Conv, ReadSeq: m.ReadSeq}))
+	c.Deliver(protocol.Encode(protocol.ReadAckFrame{Type: protocol.TypeAck, Ref: f.Ref, Conv: f.Conv, ReadSeq: m.ReadSeq}))
 }
 
 func (c *conn) sync(f protocol.ClientFrame) {
@@ -258,6 +282,10 @@ func (c *conn) sync(f protocol.ClientFrame) {
 		return
 	}
 	limit := f.Limit
+	if limit < 0 {
+		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, "limit must not be negative"))
+		return
+	}
 	if limit == 0 {
 		limit = core.MaxHistoryLimit
 	}
@@ -268,5 +296,5 @@ func (c *conn) sync(f protocol.ClientFrame) {
 		c.fail(f.Ref, err)
 		return
 	}
-	c.Deliver(encode(protocol.ServerFrame{Type: protocol.TypeMessages, Ref: f.Ref, Conv: f.Conv, Messages: protocol.FromMessages(msgs), HasMore: more}))
+	c.Deliver(protocol.Encode(protocol.MessagesFrame{Type: protocol.TypeMessages, Ref: f.Ref, Conv: f.Conv, Messages: protocol.FromMessages(msgs), HasMore: more}))
 }

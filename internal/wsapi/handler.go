@@ -106,18 +106,23 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusForbidden, chat.CodeForbidden, "origin not allowed")
 		return
 	}
-	c := &conn{ws: ws, opened: time.Now()}
+	c := &conn{ws: ws, opened: time.Now(), id: rand.Int64N(1<<62) + 1}
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		p, err := ws.svc.Authenticate(r.Context(), token)
 		if !ok || err != nil {
 			code := chat.ErrorCode(err)
-			if !ok || code == chat.CodeInternal {
+			switch {
+			case ok && code == chat.CodeUnavailable:
+				writeHTTPError(w, http.StatusServiceUnavailable, code, "the service is temporarily unavailable; retry")
+				return
+			case !ok || code == chat.CodeInternal:
 				code = chat.CodeUnauthenticated
 			}
 			writeHTTPError(w, http.StatusUnauthorized, code, "a valid access token is required")
 			return
 		}
+		p.Conn = c.id
 		c.principal = p
 		c.authed.Store(true)
 	}
@@ -137,7 +142,13 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.IdleTimeout))
 	} else {
-		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.AuthTimeout))
+		// The timer closes with a clear code; the read deadline is a backstop.
+		c.authTimer = time.AfterFunc(ws.opts.AuthTimeout, func() {
+			if !c.authed.Load() {
+				c.closeWith(protocol.CloseUnauthenticated, "authenticate first")
+			}
+		})
+		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.AuthTimeout + time.Second))
 	}
 	go socket.ReadLoop() // returns when the connection closes; gws owns it
 }
@@ -209,7 +220,7 @@ func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 		if jitter > 0 {
 			after = rand.Int64N(int64(jitter / time.Millisecond))
 		}
-		frame := encode(protocol.ServerFrame{Type: protocol.TypeReconnect, AfterMS: after})
+		frame := protocol.Encode(protocol.ReconnectFrame{Type: protocol.TypeReconnect, AfterMS: after})
 		s := c.socket
 		s.Async(func() {
 			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
@@ -281,14 +292,6 @@ func connOf(socket *gws.Conn) *conn {
 	}
 	c, _ := v.(*conn)
 	return c
-}
-
-func encode(f protocol.ServerFrame) []byte {
-	b, err := json.Marshal(f)
-	if err != nil {
-		panic("wsapi: cannot encode a server frame: " + err.Error()) // a bug: the types always encode
-	}
-	return b
 }
 
 func writeHTTPError(w http.ResponseWriter, status int, code chat.Code, msg string) {
