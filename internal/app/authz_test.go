@@ -184,8 +184,8 @@ func TestAuthz_RESTConversationRoutes(t *testing.T) {
 		}
 	}
 
-	// Only the owner's and the member's sends were stored, only the owner's
-	// add took effect, and the outsiders' read did not touch anyone's data.
+	// Only the owner's and the member's sends were stored, and the removed
+	// member did not get back in.
 	msgs := historyAfter(t, w.owner, w.conv, 0)
 	var texts []string
 	for _, m := range msgs {

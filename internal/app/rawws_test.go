@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ type rawWS struct {
 	hold   chan struct{} // while open, OnMessage does not return (after holdAfter frames)
 	once   sync.Once     // closes hold
 	seen   int           // frames read; touched by the read loop only
+	lost   atomic.Int64  // frames dropped because frames was full
 
 	holdAfter int
 
@@ -82,6 +84,9 @@ func dialRaw(t testing.TB, n *node, o rawOptions) *rawWS {
 		case <-time.After(10 * time.Second):
 			t.Errorf("raw WebSocket did not end within 10s of being closed")
 		}
+		if n := r.lost.Load(); n > 0 {
+			t.Errorf("raw WebSocket dropped %d frames for want of backlog: raise rawOptions.backlog", n)
+		}
 	})
 	return r
 }
@@ -110,7 +115,7 @@ func (r *rawWS) OnMessage(_ *gws.Conn, m *gws.Message) {
 	select {
 	case r.frames <- b:
 	default:
-		panic("rawWS: more frames than its backlog; raise rawOptions.backlog")
+		r.lost.Add(1)
 	}
 }
 
