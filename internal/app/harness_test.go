@@ -12,7 +12,7 @@ import (
 
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/internal/app"
-	"github.com/natter-chat/natter/internal/auth"
+	"github.com/natter-chat/natter/internal/chattest"
 )
 
 // node is a running Natter server on a loopback port with its own data dir.
@@ -22,47 +22,11 @@ type node struct {
 	stop func()
 }
 
-// startNode runs a real node (SQLite in dir, in-process bus) until the
-// test ends. mutate, if given, adjusts the config first.
+// startNode runs a real node until the test ends (see chattest.StartNode).
 func startNode(t testing.TB, dir string, mutate ...func(*app.Config)) *node {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	cfg := app.Config{
-		Addr: "127.0.0.1:0", DataDir: dir, DrainJitter: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		Hasher: auth.HasherOptions{Memory: 64, Time: 1}, // cheap hashing keeps tests fast; production uses OWASP's parameters
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg)
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	if err := a.Listen(); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	n := &node{URL: "http://" + a.Addr(), Dir: dir}
-	n.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("node stopped with error: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("node did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(n.stop)
-	return n
+	n := chattest.StartNode(t, dir, mutate...)
+	return &node{URL: n.URL, Dir: n.Dir, stop: n.Stop}
 }
 
 var userSeq atomic.Int64

@@ -56,6 +56,37 @@ func (s *Store) AppendMessages(ctx context.Context, drafts []chat.Draft) ([]chat
 	if len(drafts) == 0 {
 		return []chat.AppendResult{}, nil
 	}
+	results, err := s.appendFast(ctx, drafts)
+	if !errors.Is(err, errSlowPath) {
+		if err != nil {
+			return nil, chat.Unavailable(op, err)
+		}
+		return results, nil
+	}
+	return s.appendRowByRow(ctx, drafts)
+}
+
+// appendFast stores the batch with set-based statements (see appendBatch).
+func (s *Store) appendFast(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	results, err := appendBatch(ctx, tx, drafts)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// appendRowByRow stores the batch two statements per draft, so that a
+// problem of one draft (unknown sender, reused id) fails that draft only.
+func (s *Store) appendRowByRow(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
+	const op = "sqlite.AppendMessages"
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
