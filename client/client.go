@@ -37,7 +37,7 @@ type Tokens struct {
 	RefreshToken    string
 }
 
-// Client talks to one Natter server over REST, and opens WebSocket
+// Client talks to one Natter server over REST, and opens real-time
 // connections to it with Connect. It is safe for concurrent use.
 type Client struct {
 	base   string // scheme://host[:port][/prefix], no trailing slash

@@ -30,8 +30,8 @@ type ConnOptions struct {
 	// push that the server wrote before the ack.
 	//
 	// While OnEvent lags more than EventBuffer frames behind, the Conn
-	// stops reading (answers to requests wait too) and the server will
-	// eventually close the connection with CloseSlowConsumer.
+	// stops reading (over a WebSocket, answers to requests wait too) and
+	// the server will eventually close the connection as a slow consumer.
 	OnEvent func(ServerFrame)
 	// EventBuffer is how many pushed frames may wait for OnEvent. Zero
 	// means 256.
@@ -41,19 +41,46 @@ type ConnOptions struct {
 	// ephemeral ports. Empty means the system's choice.
 	LocalAddr string
 	// ReadBufferSize is the size of the connection's read buffer in bytes;
-	// larger frames are still read whole. Zero means 1024.
+	// larger frames are still read whole. Zero means 1024 (4096 for SSE).
 	ReadBufferSize int
+	// Transport says how to reach the server: TransportWebSocket;
+	// TransportSSE, the fallback for networks that block WebSocket; or
+	// TransportAuto, which tries the WebSocket and falls back to SSE when
+	// it fails for a reason other than authentication or an unreachable
+	// server (a proxy answering the upgrade with an HTTP error, a reset
+	// connection, no ready frame). Empty means TransportAuto.
+	Transport string
 }
 
-// Conn is an authenticated WebSocket connection to the server. Its
-// methods are safe for concurrent use; many requests may be in flight at
-// once, each matched to its answer by a ref.
+// Transports of a Conn (ConnOptions.Transport, Conn.Transport).
+//
+// Over SSE the server's frames arrive as Server-Sent Events on GET
+// /v1/events, and each request is a POST /v1/frames answered in its
+// response. Everything a Conn offers works the same, with these
+// differences: there are no close codes on an event stream, so CloseCode
+// reports the one the WebSocket would have had when the server said why
+// it ended the stream (1001 after a reconnect frame, CloseSessionRevoked
+// after an error frame with code unauthenticated and no ref) and 0
+// otherwise (a slow consumer's stream just ends); and each request
+// carries the Client's current access token, so once it expires requests
+// fail with code token_expired until Client.Refresh (the stream stays
+// open, as a WebSocket does).
+const (
+	TransportAuto      = "auto"
+	TransportWebSocket = "websocket"
+	TransportSSE       = "sse"
+)
+
+// Conn is an authenticated connection to the server, over a WebSocket or
+// its SSE fallback (see Transport). Its methods are safe for concurrent
+// use; many requests may be in flight at once, each matched to its answer
+// by a ref.
 //
 // A Conn owns two goroutines: the reader, and (when OnEvent is set) the
 // event dispatcher. Close stops both. When the connection ends, every
 // waiting request fails with an error matching ErrClosed.
 type Conn struct {
-	ws      *gws.Conn
+	link    link // set before the reader starts
 	onEvent func(ServerFrame)
 	events  chan ServerFrame // nil when onEvent is nil; closed by the reader when it ends
 	nextRef atomic.Int64
@@ -74,32 +101,78 @@ type Conn struct {
 	connectErr *Error                     // guarded by mu; an error frame received before ready
 }
 
-// Connect opens a WebSocket connection authenticated with the stored
-// access token and returns once the server has sent its ready frame.
-// A rejected token gives an *Error with code "unauthenticated" (or the
-// server's error code) and, when the server closed the connection, a
-// *CloseError in the chain too. ctx bounds the dial, the handshake and
-// the wait for ready (each also at most 10s), not the life of the Conn.
+// Connect opens a connection authenticated with the stored access token,
+// over the transport opts.Transport asks for, and returns once the server
+// has sent its ready frame. A rejected token gives an *Error with code
+// "unauthenticated" (or the server's error code) and, when the server
+// closed a WebSocket, a *CloseError in the chain too. ctx bounds the
+// dial, the handshake and the wait for ready (each also at most 10s, per
+// transport tried), not the life of the Conn.
 func (c *Client) Connect(ctx context.Context, opts ConnOptions) (*Conn, error) {
-	const op = "ws connect"
+	const op = "connect"
 	if c.badURL != nil {
 		return nil, fmt.Errorf("natter: %s: %w", op, c.badURL)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("natter: %s: %w", op, err)
 	}
-	d := &dialer{ctx: ctx, nd: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
+	var local net.IP
 	if opts.LocalAddr != "" {
-		ip := net.ParseIP(opts.LocalAddr)
-		if ip == nil {
+		if local = net.ParseIP(opts.LocalAddr); local == nil {
 			return nil, fmt.Errorf("natter: %s: local address %q is not an IP address", op, opts.LocalAddr)
 		}
-		d.nd.LocalAddr = &net.TCPAddr{IP: ip}
 	}
-	handshakeTimeout := 10 * time.Second
+	switch opts.Transport {
+	case TransportWebSocket:
+		return c.connectWebSocket(ctx, opts, local)
+	case TransportSSE:
+		return c.connectSSE(ctx, opts, local)
+	case "", TransportAuto:
+		conn, err := c.connectWebSocket(ctx, opts, local)
+		if err == nil || !fallBack(ctx, err) {
+			return conn, err
+		}
+		conn, sseErr := c.connectSSE(ctx, opts, local)
+		if sseErr != nil {
+			return nil, fmt.Errorf("%w (after the WebSocket failed: %w)", sseErr, err)
+		}
+		return conn, nil
+	}
+	return nil, fmt.Errorf("natter: %s: unknown transport %q (want %q, %q or %q)", op, opts.Transport, TransportAuto, TransportWebSocket, TransportSSE)
+}
+
+// fallBack says whether a WebSocket connect that failed with err is worth
+// retrying over SSE: not when the token was refused (it would be again),
+// the server could not be reached at all (dial errors), or ctx ended.
+func fallBack(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	switch ErrorCode(err) {
+	case "unauthenticated", "token_expired":
+		return false
+	}
+	var oe *net.OpError
+	return !errors.As(err, &oe) || oe.Op != "dial"
+}
+
+// connectTimeout bounds one transport's dial, handshake and wait for
+// ready: 10s, or less when ctx ends sooner.
+func connectTimeout(ctx context.Context) time.Duration {
+	t := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		handshakeTimeout = min(handshakeTimeout, time.Until(dl))
+		t = min(t, time.Until(dl))
 	}
+	return max(t, time.Millisecond)
+}
+
+func (c *Client) connectWebSocket(ctx context.Context, opts ConnOptions, local net.IP) (*Conn, error) {
+	const op = "ws connect"
+	d := &dialer{ctx: ctx, nd: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
+	if local != nil {
+		d.nd.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	handshakeTimeout := connectTimeout(ctx)
 	header := http.Header{}
 	if tok := c.accessToken(); tok != "" {
 		header.Set("Authorization", "Bearer "+tok)
@@ -110,7 +183,7 @@ func (c *Client) Connect(ctx context.Context, opts ConnOptions) (*Conn, error) {
 		Addr:             websocketURL(c.base) + "/v1/ws",
 		RequestHeader:    header,
 		ReadBufferSize:   cmpOr(opts.ReadBufferSize, 1024),
-		HandshakeTimeout: max(handshakeTimeout, time.Millisecond),
+		HandshakeTimeout: handshakeTimeout,
 		NewDialer:        func() (gws.Dialer, error) { return d, nil },
 	})
 	aborted := !stop()
@@ -126,7 +199,7 @@ func (c *Client) Connect(ctx context.Context, opts ConnOptions) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("natter: %s: %w", op, err)
 	}
-	conn.ws = ws
+	conn.link = &wsLink{ws: ws}
 	conn.start()
 	if aborted {
 		conn.Close()
@@ -177,12 +250,11 @@ func newConn(opts ConnOptions) *Conn {
 	return c
 }
 
-// start launches the reader and the dispatcher.
+// start launches the reader and the dispatcher; c.link must be set.
 func (c *Conn) start() {
 	go func() {
 		defer close(c.readDone)
-		c.ws.ReadLoop()
-		c.finish(nil) // in case gws ended without calling OnClose
+		c.finish(c.link.run(c)) // in case the link ended without saying why
 		if c.events != nil {
 			close(c.events)
 		}
@@ -226,6 +298,10 @@ func (c *Conn) UserID() string { return c.user }
 // SessionID returns the id of the session (login) the connection uses.
 func (c *Conn) SessionID() string { return c.session }
 
+// Transport returns the transport the Conn runs over: TransportWebSocket
+// or TransportSSE.
+func (c *Conn) Transport() string { return c.link.name() }
+
 // Done returns a channel that is closed when the connection has ended,
 // by Close or otherwise. Pushed frames already queued may still reach
 // OnEvent afterwards, unless Close was called.
@@ -253,20 +329,16 @@ func (c *Conn) CloseCode() int {
 	return c.closeErr.Code
 }
 
-// Close closes the connection (code 1000), fails waiting requests, and
-// waits for the Conn's goroutines to end, except that it does not wait
-// for an OnEvent call in progress (so that OnEvent may call Close): the
-// dispatcher ends as soon as that call returns, and delivers nothing
-// more. It is safe to call more than once; it always returns nil.
+// Close closes the connection (a WebSocket with code 1000; an event
+// stream and its requests in flight are cancelled), fails waiting
+// requests, and waits for the Conn's goroutines to end, except that it
+// does not wait for an OnEvent call in progress (so that OnEvent may call
+// Close): the dispatcher ends as soon as that call returns, and delivers
+// nothing more. It is safe to call more than once; it always returns nil.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing)
-		nc := c.ws.NetConn()
-		// A blocked writer (a server that does not read) must not hold
-		// Close up for long.
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = c.ws.WriteClose(1000, nil)
-		_ = nc.Close()
+		c.link.close()
 	})
 	<-c.readDone
 	if c.eventsDone != nil && !c.inEvent.Load() {
@@ -285,12 +357,16 @@ func (c *Conn) finish(cause error) {
 	}
 	ce := &CloseError{}
 	var gce *gws.CloseError
+	var own *CloseError
 	select {
 	case <-c.closing: // closed by this side: nothing to report
 	default:
-		if errors.As(cause, &gce) {
+		switch {
+		case errors.As(cause, &gce):
 			ce.Code, ce.Reason = int(gce.Code), string(gce.Reason)
-		} else {
+		case errors.As(cause, &own): // the reason an event stream ended
+			*ce = *own
+		default:
 			ce.cause = cause // a network failure, or nil
 		}
 	}
@@ -390,8 +466,8 @@ func (c *Conn) Ping(ctx context.Context) error {
 }
 
 // request sends f with a fresh ref and waits for the frame that answers
-// it. An error frame becomes an *Error. Writing the frame is not
-// interrupted by ctx; waiting for the answer is.
+// it. An error frame becomes an *Error. Over a WebSocket, writing the
+// frame is not interrupted by ctx; waiting for the answer is.
 func (c *Conn) request(ctx context.Context, op string, f ClientFrame) (ServerFrame, error) {
 	if err := ctx.Err(); err != nil {
 		return ServerFrame{}, fmt.Errorf("natter: %s: %w", op, err)
@@ -402,6 +478,51 @@ func (c *Conn) request(ctx context.Context, op string, f ClientFrame) (ServerFra
 	if err != nil {
 		return ServerFrame{}, fmt.Errorf("natter: %s: encode frame: %w", op, err)
 	}
+	r, err := c.link.exchange(ctx, c, op, id, b)
+	if err != nil {
+		return ServerFrame{}, err
+	}
+	return answer(op, r)
+}
+
+// link is the transport under a Conn: a WebSocket (wsLink) or an event
+// stream with requests posted beside it (sseLink).
+type link interface {
+	name() string
+	// run reads frames, handing each to c.handle, until the link ends, and
+	// returns why (nil when it does not know). It runs on the reader.
+	run(c *Conn) error
+	// exchange sends frame b, whose ref is id, and returns the frame that
+	// answers it; an error frame is not an error here. Once the Conn has
+	// ended it fails with the Conn's *CloseError.
+	exchange(ctx context.Context, c *Conn, op string, id int64, b []byte) (ServerFrame, error)
+	// close ends the link for Close, without blocking for long; run
+	// returns soon after.
+	close()
+}
+
+// wsLink is a WebSocket: requests and answers, matched by ref, share it
+// with the pushed frames.
+type wsLink struct{ ws *gws.Conn }
+
+func (l *wsLink) name() string { return TransportWebSocket }
+
+// run returns nil: gws reports the end to OnClose, which calls finish.
+func (l *wsLink) run(*Conn) error {
+	l.ws.ReadLoop()
+	return nil
+}
+
+func (l *wsLink) close() {
+	nc := l.ws.NetConn()
+	// A blocked writer (a server that does not read) must not hold Close
+	// up for long.
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = l.ws.WriteClose(1000, nil)
+	_ = nc.Close()
+}
+
+func (l *wsLink) exchange(ctx context.Context, c *Conn, op string, id int64, b []byte) (ServerFrame, error) {
 	ch := make(chan ServerFrame, 1)
 	c.mu.Lock()
 	if c.closeErr != nil {
@@ -412,7 +533,7 @@ func (c *Conn) request(ctx context.Context, op string, f ClientFrame) (ServerFra
 	c.pending[id] = ch
 	c.mu.Unlock()
 
-	if err := c.ws.WriteMessage(gws.OpcodeText, b); err != nil {
+	if err := l.ws.WriteMessage(gws.OpcodeText, b); err != nil {
 		c.forget(id)
 		select {
 		case <-c.done:
@@ -423,14 +544,14 @@ func (c *Conn) request(ctx context.Context, op string, f ClientFrame) (ServerFra
 	}
 	select {
 	case r := <-ch:
-		return answer(op, r)
+		return r, nil
 	case <-ctx.Done():
 		c.forget(id)
 		return ServerFrame{}, fmt.Errorf("natter: %s: %w", op, ctx.Err())
 	case <-c.done:
 		select {
 		case r := <-ch: // answered just before the end
-			return answer(op, r)
+			return r, nil
 		default:
 			return ServerFrame{}, fmt.Errorf("natter: %s: %w", op, c.Err())
 		}
@@ -439,7 +560,7 @@ func (c *Conn) request(ctx context.Context, op string, f ClientFrame) (ServerFra
 
 func answer(op string, r ServerFrame) (ServerFrame, error) {
 	if r.Type == protocol.TypeError {
-		return r, &Error{Op: op, Code: r.Code, Message: r.ErrorText(), RetryAfter: time.Duration(r.RetryAfter) * time.Second}
+		return r, &Error{Op: op, Code: r.Code, Message: r.ErrorText(), RetryAfter: time.Duration(r.RetryAfter) * time.Second, Cursor: r.Cursor}
 	}
 	return r, nil
 }
@@ -474,11 +595,11 @@ func (c *Conn) deliver(ref json.RawMessage, f ServerFrame) bool {
 	return ok
 }
 
-// handle routes one frame read from the network. It runs on the reader.
-func (c *Conn) handle(data []byte) {
-	var f ServerFrame
+// handle routes one frame read from the network and returns it; ok is
+// false when data is not a frame. It runs on the reader.
+func (c *Conn) handle(data []byte) (f ServerFrame, ok bool) {
 	if err := json.Unmarshal(data, &f); err != nil {
-		return // not a frame of the protocol; nothing can answer it
+		return f, false // not a frame of the protocol; nothing can answer it
 	}
 	if !c.readySeen {
 		switch f.Type {
@@ -486,7 +607,7 @@ func (c *Conn) handle(data []byte) {
 			c.readySeen = true
 			c.user, c.session = f.User, f.Session
 			close(c.ready)
-			return
+			return f, true
 		case protocol.TypeError:
 			c.mu.Lock()
 			if c.connectErr == nil {
@@ -496,15 +617,16 @@ func (c *Conn) handle(data []byte) {
 		}
 	}
 	if len(f.Ref) > 0 && c.deliver(f.Ref, f) {
-		return
+		return f, true
 	}
 	if c.events == nil {
-		return
+		return f, true
 	}
 	select {
 	case c.events <- f:
 	case <-c.closing:
 	}
+	return f, true
 }
 
 // connHandler adapts a Conn to gws's callbacks, which run on the reader.

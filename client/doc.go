@@ -1,7 +1,8 @@
 // Package client is the Go client of a Natter server: the REST API
 // (accounts, sessions, conversations, history, sends) and authenticated
-// WebSocket connections (sends with acknowledgements, sync, and the frames
-// the server pushes).
+// real-time connections (sends with acknowledgements, sync, and the frames
+// the server pushes) over a WebSocket, or over Server-Sent Events with
+// posted requests where a network blocks WebSocket (see TransportSSE).
 //
 // A Client holds the tokens of one login and is safe for concurrent use;
 // every method that does I/O takes a context first. Server refusals are

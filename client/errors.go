@@ -18,6 +18,9 @@ type Error struct {
 	Code       string        // the stable snake_case code, e.g. "rate_limited"
 	Message    string        // the server's human-readable message
 	RetryAfter time.Duration // how long to wait before retrying; zero when not given
+	// Cursor, for resync_required, is where to continue the sync stream
+	// after reloading the conversation list and history.
+	Cursor int64
 }
 
 func (e *Error) Error() string {
@@ -100,6 +103,9 @@ func parseError(op string, status int, header http.Header, body []byte) *Error {
 		e.Code = eb.Error.Code
 		e.Message = eb.Error.Message
 		e.RetryAfter = time.Duration(eb.Error.RetryAfter) * time.Second
+		if eb.Error.Cursor != nil {
+			e.Cursor = *eb.Error.Cursor
+		}
 	} else {
 		e.Code = codeForStatus(status)
 		e.Message = strings.TrimSpace(string(body))

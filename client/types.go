@@ -28,14 +28,18 @@ type (
 // Types of the frames the server pushes, as seen in ServerFrame.Type by
 // ConnOptions.OnEvent.
 const (
-	TypeMessage      = protocol.TypeMessage      // a new message; ServerFrame.Msg() returns it
-	TypeConversation = protocol.TypeConversation // the user was added to ServerFrame.Conversation
-	TypeMemberAdded  = protocol.TypeMemberAdded  // ServerFrame.Users joined ServerFrame.Conv
-	TypeMemberGone   = protocol.TypeMemberGone   // ServerFrame.Users left ServerFrame.Conv
-	TypeReadUpdate   = protocol.TypeReadUpdate   // ServerFrame.User read ServerFrame.Conv up to ServerFrame.ReadSeq
-	TypeRoleChanged  = protocol.TypeRoleChanged  // ServerFrame.User has ServerFrame.Role in ServerFrame.Conv
-	TypeReconnect    = protocol.TypeReconnect    // the node drains: reconnect after ServerFrame.AfterMS
-	TypeError        = protocol.TypeError        // an error not tied to a request (no ref)
+	TypeMessage             = protocol.TypeMessage             // a new message; ServerFrame.Msg() returns it
+	TypeConversation        = protocol.TypeConversation        // the user was added to ServerFrame.Conversation
+	TypeMemberAdded         = protocol.TypeMemberAdded         // ServerFrame.Users joined ServerFrame.Conv
+	TypeMemberGone          = protocol.TypeMemberGone          // ServerFrame.Users left ServerFrame.Conv
+	TypeReceipt             = protocol.TypeReceipt             // ServerFrame.User read/received ServerFrame.Conv up to ServerFrame.ReadSeq/DeliveredSeq
+	TypeMessageUpdated      = protocol.TypeMessageUpdated      // a message was edited, deleted or reacted to; ServerFrame.Msg() is its new state
+	TypeConversationUpdated = protocol.TypeConversationUpdated // ServerFrame.Conversation's title changed
+	TypeTyping              = protocol.TypeTyping              // ServerFrame.User is typing in ServerFrame.Conv (State "start"/"stop", ExpiresMS)
+	TypePresence            = protocol.TypePresence            // ServerFrame.User's Status (and LastSeen) changed
+	TypeRoleChanged         = protocol.TypeRoleChanged         // ServerFrame.User has ServerFrame.Role in ServerFrame.Conv
+	TypeReconnect           = protocol.TypeReconnect           // the node drains: reconnect after ServerFrame.AfterMS
+	TypeError               = protocol.TypeError               // an error not tied to a request (no ref)
 )
 
 // WebSocket close codes the server uses besides the standard ones (1000
@@ -56,5 +60,12 @@ type (
 	MembersRequest            = protocol.MembersRequest
 	SendRequest               = protocol.SendRequest
 	RoleRequest               = protocol.RoleRequest
+	EditRequest               = protocol.EditRequest
+	TitleRequest              = protocol.TitleRequest
+	Reaction                  = protocol.Reaction
+	Presence                  = protocol.Presence
+	Change                    = protocol.Change
+	ChangesResponse           = protocol.ChangesResponse
+	ReceiptsResponse          = protocol.ReceiptsResponse
 	ReadRequest               = protocol.ReadRequest
 )

@@ -116,7 +116,7 @@ func TestSIGKILL_EveryAcknowledgedMessageSurvives(t *testing.T) {
 	var once sync.Once
 	var wg sync.WaitGroup
 	for w := range workers {
-		conn, err := alice.Connect(ctxT(t), client.ConnOptions{})
+		conn, err := alice.Connect(ctxT(t), client.ConnOptions{Transport: client.TransportWebSocket})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestSIGTERM_ShutsDownCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	frames := make(chan client.ServerFrame, 16)
-	conn, err := c.Connect(ctxT(t), client.ConnOptions{OnEvent: func(f client.ServerFrame) { frames <- f }})
+	conn, err := c.Connect(ctxT(t), client.ConnOptions{OnEvent: func(f client.ServerFrame) { frames <- f }, Transport: client.TransportWebSocket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,12 @@ type serveCmd struct {
 	WSIdleTimeout   time.Duration `help:"Drop a WebSocket that sends nothing (not even a pong) this long." default:"60s" env:"NATTER_WS_IDLE_TIMEOUT"`
 	WSPingInterval  time.Duration `help:"How often the server pings each WebSocket." default:"20s" env:"NATTER_WS_PING_INTERVAL"`
 	DebugAddr       string        `help:"If set, serve /debug/pprof and /metrics on this address (keep it private)." env:"NATTER_DEBUG_ADDR"`
+	SendRate        float64       `help:"Message sends per second per user (burst twice as many); negative for unlimited." default:"200" env:"NATTER_SEND_RATE"`
+	RESTRate        float64       `help:"REST requests per second per user (burst twice as many); negative for unlimited." default:"100" env:"NATTER_REST_RATE"`
+	FrameRate       float64       `help:"WebSocket frames per second per connection (burst twice as many)." default:"200" env:"NATTER_FRAME_RATE"`
+	PresenceGrace   time.Duration `help:"A user goes offline this long after their last connection closed (absorbs flapping)." default:"5s" env:"NATTER_PRESENCE_GRACE"`
+	WSAwayAfter     time.Duration `help:"A connection that answers no ping this long is reported away." default:"45s" env:"NATTER_WS_AWAY_AFTER"`
+	MaxReplay       int           `help:"Most changes one sync replays; beyond, clients are told to reload (resync_required)." default:"10000" env:"NATTER_MAX_REPLAY"`
 	LogFormat       string        `help:"Log format: auto (text on a terminal, else JSON), text or json." enum:"auto,text,json" default:"auto" env:"NATTER_LOG_FORMAT"`
 	LogLevel        string        `help:"Log level: debug, info, warn or error." enum:"debug,info,warn,error" default:"info" env:"NATTER_LOG_LEVEL"`
 }
@@ -33,8 +39,10 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	a, err := app.New(ctx, app.Config{
 		Addr: s.Addr, DataDir: s.Data, NodeID: s.NodeID, MaxTextBytes: s.MaxTextBytes,
 		AllowedOrigins: s.AllowedOrigins, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
-		DebugAddr: s.DebugAddr, Logger: log,
-		WS: wsapi.Options{QueueFrames: s.WSQueueFrames, IdleTimeout: s.WSIdleTimeout, PingInterval: s.WSPingInterval},
+		DebugAddr: s.DebugAddr, Logger: log, SendRate: s.SendRate, RESTRate: s.RESTRate,
+		PresenceGrace: s.PresenceGrace, MaxReplay: s.MaxReplay,
+		WS: wsapi.Options{QueueFrames: s.WSQueueFrames, IdleTimeout: s.WSIdleTimeout, PingInterval: s.WSPingInterval,
+			AwayAfter: s.WSAwayAfter, FrameRate: s.FrameRate},
 	})
 	if err != nil {
 		return err

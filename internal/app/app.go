@@ -34,6 +34,7 @@ import (
 	"github.com/natter-chat/natter/internal/hub"
 	"github.com/natter-chat/natter/internal/membus"
 	"github.com/natter-chat/natter/internal/metrics"
+	"github.com/natter-chat/natter/internal/ratelimit"
 	"github.com/natter-chat/natter/internal/snowflake"
 	"github.com/natter-chat/natter/internal/sqlite"
 	"github.com/natter-chat/natter/internal/wsapi"
@@ -50,9 +51,13 @@ type Config struct {
 	ShutdownTimeout time.Duration // longest graceful shutdown; zero means 25s
 	DrainJitter     time.Duration // clients reconnect within this; zero means 5s
 	DebugAddr       string        // if set, serves /debug/pprof and /metrics there
+	SendRate        float64       // sends per second per user (burst: twice as many); zero means 200, negative means unlimited
+	RESTRate        float64       // REST requests per second per user (burst: twice as many); zero means 100, negative means unlimited
 	WS              wsapi.Options // WebSocket tuning; zero values as documented there
 	Hasher          auth.HasherOptions
-	Logger          *slog.Logger // nil means discard
+	PresenceGrace   time.Duration // a user goes offline this long after their last connection closed; zero means 5s
+	MaxReplay       int           // most changes a sync replays before answering resync_required; zero means 10,000
+	Logger          *slog.Logger  // nil means discard
 }
 
 // App is a running node's parts.
@@ -69,6 +74,7 @@ type App struct {
 	// subscribe connects the hub to the bus; debug serves DebugAddr.
 	subscribe func(context.Context) (func(), error)
 	debug     http.Handler
+	presence  *membus.Presence
 }
 
 // New builds a node: it creates the data directory, opens (and migrates)
@@ -106,19 +112,21 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: cfg.Logger, store: store}
 	bus := membus.New(0)
+	presence := membus.NewPresence(membus.PresenceOptions{Grace: cfg.PresenceGrace})
+	a.presence = presence
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg, func() float64 { return float64(bus.Dropped()) })
 	a.svc = core.New(core.Deps{
-		Store: store, Bus: bus, IDs: ids,
+		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
 	}, core.Options{
-		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger,
+		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay,
 		Observe: func(n int, took time.Duration, err error) {
 			met.CommitBatch.Observe(float64(n))
 			met.CommitLatency.Observe(took.Seconds())
 		},
 	})
-	a.hub = hub.New(a.svc.ConversationIDs, cfg.Logger)
+	a.hub = hub.New(a.svc.ConversationIDs, hub.Options{Logger: cfg.Logger, TypingExpiry: a.svc.Options().TypingExpiry})
 	// Bodies and frames must fit the longest text even when JSON escapes
 	// it (up to 6 bytes per byte of text, but rarely more than a few).
 	envelope := max(64<<10, 4*a.svc.Options().MaxTextBytes)
@@ -129,16 +137,38 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		wsOpts.MaxFrameBytes = envelope
 	}
 	a.ws = wsapi.New(a.svc, a.hub, met, wsOpts)
-	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready, MaxBodyBytes: int64(envelope)})
+	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready, MaxBodyBytes: int64(envelope), Limit: perUser(cfg.RESTRate, 100)})
 
 	mux := http.NewServeMux()
 	api.Routes(mux)
 	mux.Handle("GET /v1/ws", a.ws)
+	mux.HandleFunc("GET /v1/events", a.ws.ServeEvents)
+	mux.HandleFunc("POST /v1/frames", a.ws.ServeFrames)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	a.handler = mux
-	a.subscribe = func(ctx context.Context) (func(), error) { return bus.Subscribe(ctx, a.hub.Handle) }
+	a.subscribe = func(ctx context.Context) (func(), error) {
+		unsubscribe, err := bus.Subscribe(ctx, a.hub.Handle)
+		if err != nil {
+			return nil, err
+		}
+		unwatch, err := a.svc.WatchPresence(ctx, a.hub.HandlePresence)
+		if err != nil {
+			unsubscribe()
+			return nil, err
+		}
+		return func() { unwatch(); unsubscribe() }, nil
+	}
 	a.debug = debugMux(reg)
 	return a, nil
+}
+
+// perUser returns a per-key token bucket of rate per second (def when
+// zero; unlimited when negative) with a burst of twice the rate.
+func perUser(rate, def float64) *ratelimit.Limiter {
+	if rate == 0 {
+		rate = def
+	}
+	return ratelimit.New(ratelimit.Options{Rate: rate, Burst: max(1, int(2*rate))})
 }
 
 func debugMux(reg *prometheus.Registry) http.Handler {
@@ -234,6 +264,7 @@ func (a *App) Run(ctx context.Context) error {
 	unsubscribe()
 	stopSvc() // the appender commits what is still queued before it returns
 	wg.Wait()
+	a.presence.Close()
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}

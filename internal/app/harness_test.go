@@ -106,7 +106,7 @@ func (b *inbox) frames() []client.ServerFrame {
 func connect(t testing.TB, c *client.Client) (*client.Conn, *inbox) {
 	t.Helper()
 	in := newInbox()
-	conn, err := c.Connect(ctxT(t), client.ConnOptions{OnEvent: in.onEvent, EventBuffer: 1 << 16})
+	conn, err := c.Connect(ctxT(t), client.ConnOptions{OnEvent: in.onEvent, EventBuffer: 1 << 16, Transport: client.TransportWebSocket})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -8,32 +8,42 @@ type EventKind string
 const (
 	// EventMessage: a new message (Message is set).
 	EventMessage EventKind = "message"
+	// EventMessageUpdated: a message was edited, deleted or reacted to
+	// (Message is its new state).
+	EventMessageUpdated EventKind = "message_updated"
 	// EventMembersAdded: Users joined Conv (Conversation is set). A
 	// conversation's creation is announced this way too.
 	EventMembersAdded EventKind = "members_added"
 	// EventMemberRemoved: Users left or were removed from Conv.
 	EventMemberRemoved EventKind = "member_removed"
-	// EventRoleChanged: Users[0]'s role in Conv became Role.
+	// EventRoleChanged: Member's role changed.
 	EventRoleChanged EventKind = "role_changed"
-	// EventRead: Users[0] moved their read watermark in Conv to ReadSeq.
-	EventRead EventKind = "read"
+	// EventReceipt: Member's read or delivered watermark moved.
+	EventReceipt EventKind = "receipt"
+	// EventConversationUpdated: Conversation's own fields (title) changed.
+	EventConversationUpdated EventKind = "conversation_updated"
+	// EventTyping: Users[0] started or stopped (Typing) typing in Conv.
+	// Ephemeral: never stored.
+	EventTyping EventKind = "typing"
 	// EventSessionRevoked: Users[0]'s session Session ended (logout,
 	// revocation, refresh token reuse); its connections must close.
 	EventSessionRevoked EventKind = "session_revoked"
 )
 
 // Event is something that happened in a conversation and that connected
-// devices must hear about. Events are published only after what they
-// describe is durably stored.
+// devices must hear about. Events about stored state are published only
+// after that state is durably stored; Pos fields of what they carry are
+// the change positions of the sync stream (see Store.ListChanges).
 type Event struct {
 	Kind         EventKind
 	Conv         ConversationID
 	Message      *Message
 	Conversation *Conversation
+	Member       *Member
 	Users        []UserID
-	ReadSeq      int64
 	Session      SessionID
-	Role         Role
+	Typing       bool // for EventTyping: true when the user started typing
+	Pos          int64
 	// Origin identifies the connection whose request caused the event (0
 	// for none). That connection already has the answer (an ack), so the
 	// hub does not echo the event back to it.

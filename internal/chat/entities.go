@@ -56,16 +56,19 @@ type Conversation struct {
 	CreatedBy UserID
 	CreatedAt time.Time
 	LastSeq   int64
+	Pos       int64 // change position of the latest change of its own fields (title)
 }
 
 // Member is one user's membership of a conversation. ReadSeq is the read
 // watermark the user's clients set: messages with seq <= ReadSeq are read.
 type Member struct {
-	Conv     ConversationID
-	User     UserID
-	Role     Role
-	JoinedAt time.Time
-	ReadSeq  int64
+	Conv         ConversationID
+	User         UserID
+	Role         Role
+	JoinedAt     time.Time
+	ReadSeq      int64
+	DeliveredSeq int64 // messages with seq <= DeliveredSeq reached one of the user's devices
+	Pos          int64 // change position of the membership's latest change
 }
 
 // ConversationSummary is a conversation as its member sees it in a list:
@@ -86,8 +89,26 @@ type Message struct {
 	Seq      int64
 	Sender   UserID
 	ClientID string // the sender's idempotency key
-	Text     string
+	Text     string // empty once deleted
 	SentAt   time.Time
+	ReplyTo  MessageID // an earlier message of the same conversation; 0 for none
+	Mentions []UserID  // users named as @username in Text, resolved when sent or edited
+	// EditedAt is when the text was last edited (zero if never); DeletedAt
+	// when the message was deleted (zero if not): its text and mentions
+	// are then erased from storage and only this tombstone stays.
+	EditedAt  time.Time
+	DeletedAt time.Time
+	Reactions []Reaction // current reactions, ordered by emoji
+	// Pos is the change position of the message's latest change (append,
+	// edit, delete or reaction): see Store.ListChanges.
+	Pos int64
+}
+
+// Reaction is one emoji on a message and who reacted with it, in the
+// order they reacted.
+type Reaction struct {
+	Emoji string
+	Users []UserID
 }
 
 // Draft is a message to append. ID and SentAt are chosen by the caller;
@@ -99,6 +120,8 @@ type Draft struct {
 	ClientID string
 	Text     string
 	SentAt   time.Time
+	ReplyTo  MessageID // checked by the store: it must be a message of Conv
+	Mentions []UserID
 }
 
 // AppendResult is the outcome of one Draft in Store.AppendMessages.
@@ -126,3 +149,31 @@ type MessageQuery struct {
 
 // MaxPageSize bounds every page of messages.
 const MaxPageSize = 1000
+
+// ChangeKind says what a Change carries.
+type ChangeKind string
+
+const (
+	ChangeMessage      ChangeKind = "message"      // a message was sent, edited, deleted or reacted to: Message is its current state
+	ChangeMember       ChangeKind = "member"       // a membership was created or changed (role, receipts): Member
+	ChangeMemberLeft   ChangeKind = "member_left"  // a member left or was removed: Member (its last state)
+	ChangeConversation ChangeKind = "conversation" // a conversation's own fields changed (title): Conversation
+)
+
+// Change is one entry of a user's sync stream: the current state of
+// something that changed at position Pos.
+type Change struct {
+	Pos          int64
+	Kind         ChangeKind
+	Message      *Message
+	Member       *Member
+	Conversation *Conversation
+}
+
+// Changes is a page of a user's sync stream. Cursor is the position to
+// ask from next; HasMore says whether more changes follow it.
+type Changes struct {
+	Changes []Change
+	Cursor  int64
+	HasMore bool
+}

@@ -23,11 +23,12 @@ const (
 	CodeUsernameTaken      Code = "username_taken"
 	CodeInvalidUsername    Code = "invalid_username"
 	CodeWeakPassword       Code = "weak_password"
-	CodeConflict           Code = "conflict"     // the request conflicts with current state
-	CodeRateLimited        Code = "rate_limited" // slow down; retry after the given delay
-	CodeUnknownType        Code = "unknown_type" // unknown WebSocket frame type
-	CodeUnavailable        Code = "unavailable"  // a backend is down or the node is draining: retry
-	CodeInternal           Code = "internal"     // a bug; details are logged, not returned
+	CodeConflict           Code = "conflict"        // the request conflicts with current state
+	CodeRateLimited        Code = "rate_limited"    // slow down; retry after the given delay
+	CodeUnknownType        Code = "unknown_type"    // unknown WebSocket frame type
+	CodeUnavailable        Code = "unavailable"     // a backend is down or the node is draining: retry
+	CodeResyncRequired     Code = "resync_required" // the sync gap is too long to replay: reload, then sync from the given cursor
+	CodeInternal           Code = "internal"        // a bug; details are logged, not returned
 )
 
 // Error is a failure with a stable code and a message fit for users.

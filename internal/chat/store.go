@@ -87,6 +87,49 @@ type Store interface {
 	// ListMessages returns a page of messages (see MessageQuery).
 	ListMessages(ctx context.Context, q MessageQuery) ([]Message, error)
 
+	// GetMessage returns a message of conv by id (tombstones included).
+	// CodeNotFound when conv has no such message.
+	GetMessage(ctx context.Context, conv ConversationID, id MessageID) (Message, error)
+	// EditMessage replaces the text and mentions of a message that is not
+	// deleted, sets EditedAt, and returns it. CodeNotFound for an unknown
+	// message; CodeConflict for a deleted one.
+	EditMessage(ctx context.Context, conv ConversationID, id MessageID, text string, mentions []UserID, at time.Time) (Message, error)
+	// DeleteMessage turns a message into a tombstone: text, mentions and
+	// reactions are erased from storage, seq and id stay, DeletedAt is set.
+	// Deleting a tombstone again returns it unchanged. CodeNotFound for an
+	// unknown message.
+	DeleteMessage(ctx context.Context, conv ConversationID, id MessageID, at time.Time) (Message, error)
+	// SetReaction adds (on) or removes user's emoji on a message that is
+	// not deleted and returns the message. Adding twice or removing an
+	// absent reaction changes nothing and assigns no new position.
+	// CodeNotFound for an unknown message; CodeConflict for a deleted one.
+	SetReaction(ctx context.Context, conv ConversationID, id MessageID, user UserID, emoji string, on bool) (Message, error)
+	// UpdateDeliveredSeq raises user's delivered watermark in conv like
+	// UpdateReadSeq does the read one.
+	UpdateDeliveredSeq(ctx context.Context, conv ConversationID, user UserID, seq int64) (Member, error)
+	// UpdateTitle sets a conversation's title and returns it.
+	UpdateTitle(ctx context.Context, conv ConversationID, title string) (Conversation, error)
+
+	// Every write above that changes something gives what it changed a new
+	// change position, from one counter, inside its transaction: appended
+	// and changed messages (Message.Pos), created or changed memberships
+	// and read/delivered watermarks (Member.Pos), removed memberships (kept
+	// as a member_left record) and conversation fields (Conversation.Pos).
+	// Positions are unique, increase in commit order, and a write that
+	// changes nothing assigns none.
+
+	// ListChanges returns up to limit changes with Pos > after that user
+	// may see, in Pos order: the changes of the conversations user is a
+	// member of now, and the member_left records of user's own removals.
+	// Each change carries the current state of what changed, so a thing
+	// changed twice appears once, at its latest position.
+	ListChanges(ctx context.Context, user UserID, after int64, limit int) (Changes, error)
+	// CountChanges counts the changes ListChanges would return after
+	// after, stopping at max.
+	CountChanges(ctx context.Context, user UserID, after int64, max int) (int, error)
+	// Position returns the newest change position (0 when none).
+	Position(ctx context.Context) (int64, error)
+
 	// Ping reports whether the store is reachable and migrated.
 	Ping(ctx context.Context) error
 	// Close releases the store. It is safe to call once.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/natter-chat/natter/internal/app"
 	"github.com/natter-chat/natter/internal/auth"
+	"github.com/natter-chat/natter/internal/wsapi"
 )
 
 // Node is a real Natter node (SQLite in Dir, in-process bus) listening on
@@ -20,7 +21,8 @@ type Node struct {
 
 // StartNode runs a node until the test ends. dir "" means a fresh temp
 // dir; mutate, if given, adjusts the config first. Password hashing is
-// made cheap so tests stay fast (production uses OWASP's parameters).
+// made cheap so tests stay fast (production uses OWASP's parameters), and
+// rate limits are off unless mutate sets them.
 func StartNode(t testing.TB, dir string, mutate ...func(*app.Config)) *Node {
 	t.Helper()
 	if dir == "" {
@@ -29,6 +31,8 @@ func StartNode(t testing.TB, dir string, mutate ...func(*app.Config)) *Node {
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, DrainJitter: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		Hasher: auth.HasherOptions{Memory: 64, Time: 1},
+		// Tests flood on purpose; the rate limits have tests of their own.
+		SendRate: -1, RESTRate: -1, WS: wsapi.Options{FrameRate: 1e6},
 	}
 	for _, m := range mutate {
 		m(&cfg)

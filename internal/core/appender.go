@@ -13,6 +13,12 @@ import (
 // to MaxBatch), stores them in one transaction, then acknowledges them and
 // publishes their events, in order. Throughput grows with concurrency while
 // the latency of a send stays about one commit.
+//
+// Every other write that moves the sync stream (edits, deletes, reactions,
+// receipts, membership and title changes) runs on the same goroutine as a
+// job, in queue order with the sends. Writes therefore commit, and their
+// events are published, in change-position order, so a client that has
+// seen an event at position P has seen every earlier one it may see.
 type appender struct {
 	store   chat.Store
 	publish func(context.Context, chat.Event)
@@ -29,6 +35,7 @@ type appendReq struct {
 	draft  chat.Draft
 	origin int64
 	done   func(SendResult, error)
+	job    func(ctx context.Context) // set for a job; draft, origin and done are then unused
 }
 
 func newAppender(store chat.Store, publish func(context.Context, chat.Event), opts Options) *appender {
@@ -50,7 +57,7 @@ func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, done
 	default:
 	}
 	select {
-	case a.queue <- appendReq{d, origin, done}:
+	case a.queue <- appendReq{draft: d, origin: origin, done: done}:
 		return nil
 	case <-a.stopped:
 		return errStopping
@@ -59,55 +66,101 @@ func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, done
 	}
 }
 
+// do runs job on the appender goroutine, in queue order with the sends,
+// and waits for it. job gets a context that shutdown does not cancel.
+func (a *appender) do(ctx context.Context, job func(ctx context.Context)) error {
+	done := make(chan struct{})
+	a.entering.Add(1)
+	select {
+	case <-a.stopped:
+		a.entering.Add(-1)
+		return errStopping
+	default:
+	}
+	select {
+	case a.queue <- appendReq{job: func(ctx context.Context) { defer close(done); job(ctx) }}:
+		a.entering.Add(-1)
+	case <-a.stopped:
+		a.entering.Add(-1)
+		return errStopping
+	case <-ctx.Done():
+		a.entering.Add(-1)
+		return chat.Unavailable("write", ctx.Err())
+	}
+	<-done // once queued, a job always runs (drain runs what is queued)
+	return nil
+}
+
 // run commits batches until ctx is done, then commits what is queued and
 // fails any send that arrives later.
 func (a *appender) run(ctx context.Context) {
 	batch := make([]appendReq, 0, a.max)
 	drafts := make([]chat.Draft, 0, a.max)
+	var next *appendReq // a job found while filling a batch, run after it
 	for {
-		select {
-		case r := <-a.queue:
-			batch = append(batch[:0], r)
-		case <-ctx.Done():
-			close(a.stopped)
-			a.drain(batch, drafts)
-			return
-		}
-	fill:
-		for len(batch) < a.max {
+		if next == nil {
 			select {
 			case r := <-a.queue:
-				batch = append(batch, r)
-			default:
-				break fill
+				next = &r
+			case <-ctx.Done():
+				close(a.stopped)
+				a.drain(batch, drafts)
+				return
 			}
 		}
-		drafts = a.commit(batch, drafts)
+		batch, drafts, next = a.step(batch, drafts, *next)
 	}
+}
+
+// step handles first and whatever sends follow it in the queue: a job runs
+// alone; sends are batched until the batch is full, the queue is empty or
+// a job comes next, which step returns for the following call.
+func (a *appender) step(batch []appendReq, drafts []chat.Draft, first appendReq) ([]appendReq, []chat.Draft, *appendReq) {
+	if first.job != nil {
+		a.runJob(first.job)
+		return batch, drafts, nil
+	}
+	batch = append(batch[:0], first)
+	var next *appendReq
+fill:
+	for len(batch) < a.max {
+		select {
+		case r := <-a.queue:
+			if r.job != nil {
+				next = &r
+				break fill
+			}
+			batch = append(batch, r)
+		default:
+			break fill
+		}
+	}
+	drafts = a.commit(batch, drafts)
+	return batch, drafts, next
+}
+
+func (a *appender) runJob(job func(ctx context.Context)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job(ctx)
 }
 
 // drain commits what was queued before the stop; late enqueuers see
 // stopped and fail on their own.
 func (a *appender) drain(batch []appendReq, drafts []chat.Draft) {
 	for {
-		batch = batch[:0]
-	fill:
-		for len(batch) < a.max {
-			select {
-			case r := <-a.queue:
-				batch = append(batch, r)
-			default:
-				break fill
+		select {
+		case r := <-a.queue:
+			next := &r
+			for next != nil {
+				batch, drafts, next = a.step(batch, drafts, *next)
 			}
-		}
-		if len(batch) == 0 {
+		default:
 			if a.entering.Load() == 0 && len(a.queue) == 0 {
 				return
 			}
 			time.Sleep(time.Millisecond) // an enqueue is between its check and its send
-			continue
 		}
-		drafts = a.commit(batch, drafts)
 	}
 }
 

@@ -60,16 +60,22 @@ func (s *Service) CreateConversation(ctx context.Context, p Principal, kind chat
 	for _, u := range others {
 		ms = append(ms, chat.Member{Conv: c.ID, User: u, Role: otherRole, JoinedAt: now})
 	}
-	stored, created, err := s.store.CreateConversation(ctx, c, ms)
-	if err != nil {
-		return chat.ConversationSummary{}, false, err
-	}
-	if created {
+	var stored chat.Conversation
+	var created bool
+	err := s.write(ctx, func(ctx context.Context) (err error) {
+		stored, created, err = s.store.CreateConversation(ctx, c, ms)
+		if err != nil || !created {
+			return err
+		}
 		users := make([]chat.UserID, len(ms))
 		for i, m := range ms {
 			users[i] = m.User
 		}
-		s.publish(ctx, chat.Event{Kind: chat.EventMembersAdded, Conv: stored.ID, Conversation: &stored, Users: users})
+		s.publish(ctx, chat.Event{Kind: chat.EventMembersAdded, Conv: stored.ID, Conversation: &stored, Users: users, Pos: stored.Pos})
+		return nil
+	})
+	if err != nil {
+		return chat.ConversationSummary{}, false, err
 	}
 	sum, err := s.GetConversation(ctx, p, stored.ID)
 	return sum, created, err
@@ -179,16 +185,20 @@ func (s *Service) AddMembers(ctx context.Context, p Principal, conv chat.Convers
 	for i, u := range others {
 		ms[i] = chat.Member{Conv: conv, User: u, Role: chat.RoleMember, JoinedAt: now}
 	}
-	added, err := s.store.AddMembers(ctx, conv, ms)
-	if err != nil {
-		return chat.ConversationSummary{}, err
-	}
-	if len(added) > 0 {
+	err = s.write(ctx, func(ctx context.Context) error {
+		added, err := s.store.AddMembers(ctx, conv, ms)
+		if err != nil || len(added) == 0 {
+			return err
+		}
 		ids := make([]chat.UserID, len(added))
 		for i, m := range added {
 			ids[i] = m.User
 		}
-		s.publish(ctx, chat.Event{Kind: chat.EventMembersAdded, Conv: conv, Conversation: &c, Users: ids})
+		s.publish(ctx, chat.Event{Kind: chat.EventMembersAdded, Conv: conv, Conversation: &c, Users: ids, Pos: added[len(added)-1].Pos})
+		return nil
+	})
+	if err != nil {
+		return chat.ConversationSummary{}, err
 	}
 	return s.GetConversation(ctx, p, conv)
 }
@@ -222,16 +232,18 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, conv chat.Conve
 			return chat.Errorf(chat.CodeForbidden, "you may not remove this member")
 		}
 	}
-	promoted, err := s.store.RemoveMember(ctx, conv, user)
-	if err != nil {
-		return err
-	}
-	s.members.forget(conv, []chat.UserID{user})
-	s.publish(ctx, chat.Event{Kind: chat.EventMemberRemoved, Conv: conv, Users: []chat.UserID{user}})
-	for _, m := range promoted {
-		s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Users: []chat.UserID{m.User}, Role: m.Role})
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context) error {
+		promoted, err := s.store.RemoveMember(ctx, conv, user)
+		if err != nil {
+			return err
+		}
+		s.members.forget(conv, []chat.UserID{user})
+		s.publish(ctx, chat.Event{Kind: chat.EventMemberRemoved, Conv: conv, Users: []chat.UserID{user}})
+		for _, m := range promoted {
+			s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Member: &m, Pos: m.Pos})
+		}
+		return nil
+	})
 }
 
 // SetRole changes a member's role in a group. Only owners may; a group
@@ -257,36 +269,66 @@ func (s *Service) SetRole(ctx context.Context, p Principal, conv chat.Conversati
 	if me.Role != chat.RoleOwner {
 		return chat.ConversationSummary{}, chat.Errorf(chat.CodeForbidden, "only owners change roles")
 	}
-	m, err := s.store.UpdateMemberRole(ctx, conv, user, role)
-	if chat.IsCode(err, chat.CodeNotFound) {
-		return chat.ConversationSummary{}, chat.Errorf(chat.CodeNotFound, "no such member")
-	}
+	err = s.write(ctx, func(ctx context.Context) error {
+		m, err := s.store.UpdateMemberRole(ctx, conv, user, role)
+		if chat.IsCode(err, chat.CodeNotFound) {
+			return chat.Errorf(chat.CodeNotFound, "no such member")
+		}
+		if err != nil {
+			return err
+		}
+		s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Member: &m, Pos: m.Pos})
+		return nil
+	})
 	if err != nil {
 		return chat.ConversationSummary{}, err
 	}
-	s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Users: []chat.UserID{m.User}, Role: m.Role})
 	return s.GetConversation(ctx, p, conv)
 }
 
-// MarkRead raises the caller's read watermark and tells the caller's
-// other devices and the other members. Errors: not_found, invalid_argument.
+// MarkRead raises the caller's read watermark (and the delivered one with
+// it: what was read was delivered) and tells the caller's other devices
+// and the other members. Errors: not_found, invalid_argument.
 func (s *Service) MarkRead(ctx context.Context, p Principal, conv chat.ConversationID, seq int64) (chat.Member, error) {
+	return s.moveReceipt(ctx, p, conv, seq, true)
+}
+
+// MarkDelivered raises the caller's delivered watermark: the messages up
+// to seq reached one of the caller's devices. Errors: not_found,
+// invalid_argument.
+func (s *Service) MarkDelivered(ctx context.Context, p Principal, conv chat.ConversationID, seq int64) (chat.Member, error) {
+	return s.moveReceipt(ctx, p, conv, seq, false)
+}
+
+func (s *Service) moveReceipt(ctx context.Context, p Principal, conv chat.ConversationID, seq int64, read bool) (chat.Member, error) {
 	if seq < 0 {
 		return chat.Member{}, chat.Errorf(chat.CodeInvalidArgument, "seq must not be negative")
 	}
-	before, err := s.member(ctx, conv, p.User)
-	if err != nil {
+	if err := s.members.check(ctx, conv, p.User); err != nil {
 		return chat.Member{}, err
 	}
-	m, err := s.store.UpdateReadSeq(ctx, conv, p.User, seq)
-	if err != nil {
-		return chat.Member{}, err
+	var m chat.Member
+	err := s.write(ctx, func(ctx context.Context) (err error) {
+		before, err := s.store.GetMember(ctx, conv, p.User)
+		if err != nil {
+			return err
+		}
+		m, err = s.store.UpdateDeliveredSeq(ctx, conv, p.User, seq)
+		if err == nil && read {
+			m, err = s.store.UpdateReadSeq(ctx, conv, p.User, seq)
+		}
+		if err != nil {
+			return err
+		}
+		if m.ReadSeq != before.ReadSeq || m.DeliveredSeq != before.DeliveredSeq {
+			s.publish(ctx, chat.Event{Kind: chat.EventReceipt, Conv: conv, Member: &m, Pos: m.Pos, Origin: p.Conn})
+		}
+		return nil
+	})
+	if chat.IsCode(err, chat.CodeNotFound) {
+		return chat.Member{}, errNoConversation()
 	}
-	if m.ReadSeq == before.ReadSeq {
-		return m, nil // nothing moved: nobody needs to hear about it
-	}
-	s.publish(ctx, chat.Event{Kind: chat.EventRead, Conv: conv, Users: []chat.UserID{p.User}, ReadSeq: m.ReadSeq, Origin: p.Conn})
-	return m, nil
+	return m, err
 }
 
 // MaxHistoryLimit bounds one page of history (the default page is 50).

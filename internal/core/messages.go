@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/natter-chat/natter/internal/chat"
@@ -18,13 +19,13 @@ type SendResult struct {
 // until then or until ctx is done (the message may still be stored: retry
 // with the same clientID to learn its fate).
 // Errors: not_found, invalid_argument, too_large, unavailable.
-func (s *Service) Send(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string) (SendResult, error) {
+func (s *Service) Send(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string, replyTo chat.MessageID) (SendResult, error) {
 	type outcome struct {
 		r   SendResult
 		err error
 	}
 	done := make(chan outcome, 1)
-	s.SendAsync(ctx, p, conv, clientID, text, func(r SendResult, err error) { done <- outcome{r, err} })
+	s.SendAsync(ctx, p, conv, clientID, text, replyTo, func(r SendResult, err error) { done <- outcome{r, err} })
 	select {
 	case o := <-done:
 		return o.r, o.err
@@ -38,7 +39,7 @@ func (s *Service) Send(ctx context.Context, p Principal, conv chat.ConversationI
 // an error. done runs on the appender goroutine (or the caller's, for
 // errors found before queuing) and must not block. SendAsync itself blocks
 // only while the commit queue is full.
-func (s *Service) SendAsync(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string, done func(SendResult, error)) {
+func (s *Service) SendAsync(ctx context.Context, p Principal, conv chat.ConversationID, clientID, text string, replyTo chat.MessageID, done func(SendResult, error)) {
 	if err := s.validSend(clientID, text); err != nil {
 		done(SendResult{}, err)
 		return
@@ -47,7 +48,19 @@ func (s *Service) SendAsync(ctx context.Context, p Principal, conv chat.Conversa
 		done(SendResult{}, err)
 		return
 	}
-	d := chat.Draft{ID: chat.MessageID(s.ids.NextID()), Conv: conv, Sender: p.User, ClientID: clientID, Text: text, SentAt: s.now()}
+	if ok, wait := s.sendLimit.Allow(p.User.String()); !ok {
+		done(SendResult{}, &RetryError{Err: chat.Errorf(chat.CodeRateLimited, "sending too fast; retry later"), After: wait})
+		return
+	}
+	var mentions []chat.UserID
+	if strings.IndexByte(text, '@') >= 0 {
+		var err error
+		if mentions, err = s.mentions(ctx, conv, text); err != nil {
+			done(SendResult{}, err)
+			return
+		}
+	}
+	d := chat.Draft{ID: chat.MessageID(s.ids.NextID()), Conv: conv, Sender: p.User, ClientID: clientID, Text: text, SentAt: s.now(), ReplyTo: replyTo, Mentions: mentions}
 	if err := s.appender.enqueue(ctx, d, p.Conn, done); err != nil {
 		done(SendResult{}, err)
 	}
@@ -59,6 +72,12 @@ func (s *Service) validSend(clientID, text string) error {
 		return chat.Errorf(chat.CodeInvalidArgument, "client_id is required (an idempotency key chosen by the client)")
 	case len(clientID) > s.opts.MaxClientIDLen || !utf8.ValidString(clientID):
 		return chat.Errorf(chat.CodeInvalidArgument, "client_id must be valid UTF-8 of at most %d bytes", s.opts.MaxClientIDLen)
+	}
+	return s.validText(text)
+}
+
+func (s *Service) validText(text string) error {
+	switch {
 	case text == "":
 		return chat.Errorf(chat.CodeInvalidArgument, "text must not be empty")
 	case len(text) > s.opts.MaxTextBytes:

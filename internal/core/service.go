@@ -18,6 +18,9 @@ type Options struct {
 	RefreshTTL      time.Duration // zero means 30 days
 	MaxBatch        int           // most sends per commit; zero means 512
 	QueueSize       int           // sends waiting for the appender; zero means 8192
+	TypingInterval  time.Duration // a user's "typing" in a conversation is forwarded at most this often; zero means 3s
+	TypingExpiry    time.Duration // recipients forget a "typing" after this without a repeat; zero means 6s
+	MaxReplay       int           // the most changes a sync replays before answering resync_required; zero means 10,000
 	Now             func() time.Time
 	Logger          *slog.Logger // nil means discard
 	// Observe, if set, is told the outcome of every commit batch (for metrics).
@@ -46,6 +49,15 @@ func (o *Options) fill() {
 	if o.QueueSize == 0 {
 		o.QueueSize = 8192
 	}
+	if o.TypingInterval == 0 {
+		o.TypingInterval = 3 * time.Second
+	}
+	if o.TypingExpiry == 0 {
+		o.TypingExpiry = 6 * time.Second
+	}
+	if o.MaxReplay == 0 {
+		o.MaxReplay = 10_000
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -57,16 +69,19 @@ func (o *Options) fill() {
 // Service runs the use-cases. Create it with New, start its appender with
 // Run, and stop it by cancelling Run's context.
 type Service struct {
-	store    chat.Store
-	bus      chat.Bus
-	ids      chat.IDGenerator
-	hasher   *auth.Hasher
-	tokens   *auth.Tokens
-	throttle *auth.Throttle
-	opts     Options
-	log      *slog.Logger
-	appender *appender
-	members  *memberCache
+	store     chat.Store
+	bus       chat.Bus
+	ids       chat.IDGenerator
+	hasher    *auth.Hasher
+	tokens    *auth.Tokens
+	throttle  *auth.Throttle
+	opts      Options
+	log       *slog.Logger
+	appender  *appender
+	members   *memberCache
+	typing    *typingThrottle
+	presence  chat.Presence
+	sendLimit Limiter
 }
 
 // Deps are the parts a Service is built from.
@@ -77,6 +92,9 @@ type Deps struct {
 	Hasher   *auth.Hasher
 	Tokens   *auth.Tokens
 	Throttle *auth.Throttle
+	Presence chat.Presence
+	// SendLimit limits sends per user (key: the user id); nil means none.
+	SendLimit Limiter
 }
 
 // New returns a Service. Call Run before sending messages.
@@ -88,6 +106,12 @@ func New(d Deps, opts Options) *Service {
 	}
 	s.appender = newAppender(d.Store, s.publish, opts)
 	s.members = newMemberCache(d.Store, opts.Now)
+	s.typing = newTypingThrottle(opts.TypingInterval)
+	s.presence = d.Presence
+	s.sendLimit = d.SendLimit
+	if s.sendLimit == nil {
+		s.sendLimit = unlimited{}
+	}
 	return s
 }
 
@@ -120,6 +144,16 @@ func (s *Service) publish(ctx context.Context, e chat.Event) {
 	if err := s.bus.Publish(ctx, e); err != nil {
 		s.log.Warn("bus publish failed", "conv", e.Conv, "kind", e.Kind, "err", err)
 	}
+}
+
+// write runs fn on the appender goroutine, in order with sends (see
+// appender), and returns its error.
+func (s *Service) write(ctx context.Context, fn func(ctx context.Context) error) error {
+	var err error
+	if qerr := s.appender.do(ctx, func(ctx context.Context) { err = fn(ctx) }); qerr != nil {
+		return qerr
+	}
+	return err
 }
 
 // Principal is an authenticated caller: a user on one session (device).

@@ -24,6 +24,9 @@ import (
 type Options struct {
 	MaxBodyBytes int64        // largest request body; zero means 64 KiB
 	Logger       *slog.Logger // nil means discard
+	// Limit, if set, limits authenticated requests per user (key: the
+	// user id); nil means none.
+	Limit core.Limiter
 	// Ready reports whether the node should receive traffic (/readyz).
 	// Nil means "when the store answers Ping".
 	Ready func(ctx context.Context) error
@@ -69,6 +72,17 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/conversations/{id}/messages", true, a.history)
 	a.handle(mux, "POST /v1/conversations/{id}/messages", true, a.send)
 	a.handle(mux, "POST /v1/conversations/{id}/read", true, a.markRead)
+	a.handle(mux, "POST /v1/conversations/{id}/delivered", true, a.markDelivered)
+	a.handle(mux, "PATCH /v1/conversations/{id}", true, a.rename)
+	a.handle(mux, "GET /v1/conversations/{id}/messages/{msg}", true, a.getMessage)
+	a.handle(mux, "PATCH /v1/conversations/{id}/messages/{msg}", true, a.editMessage)
+	a.handle(mux, "DELETE /v1/conversations/{id}/messages/{msg}", true, a.deleteMessage)
+	a.handle(mux, "PUT /v1/conversations/{id}/messages/{msg}/reactions/{emoji}", true, a.react)
+	a.handle(mux, "DELETE /v1/conversations/{id}/messages/{msg}/reactions/{emoji}", true, a.react)
+	a.handle(mux, "GET /v1/conversations/{id}/messages/{msg}/receipts", true, a.receipts)
+	a.handle(mux, "GET /v1/users/{id}/presence", true, a.presence)
+	a.handle(mux, "GET /v1/presence", true, a.presences)
+	a.handle(mux, "GET /v1/sync", true, a.changes)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -112,6 +126,12 @@ func (a *API) handle(mux *http.ServeMux, pattern string, authed bool, h handlerF
 			if p, err = a.authenticate(r); err != nil {
 				a.writeError(sw, r, err)
 				return
+			}
+			if a.opts.Limit != nil {
+				if ok, wait := a.opts.Limit.Allow(p.User.String()); !ok {
+					a.writeError(sw, r, &core.RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many requests; retry later"), After: wait})
+					return
+				}
 			}
 		}
 		if err := h(sw, r, p); err != nil {

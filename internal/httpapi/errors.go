@@ -30,6 +30,7 @@ var statusOf = map[chat.Code]int{
 	chat.CodeRateLimited:        http.StatusTooManyRequests,
 	chat.CodeUnknownType:        http.StatusBadRequest,
 	chat.CodeUnavailable:        http.StatusServiceUnavailable,
+	chat.CodeResyncRequired:     http.StatusGone,
 	chat.CodeInternal:           http.StatusInternalServerError,
 }
 
@@ -56,6 +57,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == chat.CodeUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	var rs *core.ResyncError
+	if errors.As(err, &rs) {
+		body.Error.Cursor = &rs.Cursor
 	}
 	writeJSON(w, StatusOf(code), body)
 }

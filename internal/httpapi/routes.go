@@ -307,7 +307,13 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p core.Principal) err
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	res, err := a.svc.Send(r.Context(), p, chat.ConversationID(id), req.ClientID, req.Text)
+	var replyTo int64
+	if req.ReplyTo != "" {
+		if replyTo, err = chat.ParseID("reply_to", req.ReplyTo); err != nil {
+			return err
+		}
+	}
+	res, err := a.svc.Send(r.Context(), p, chat.ConversationID(id), req.ClientID, req.Text, chat.MessageID(replyTo))
 	if err != nil {
 		a.met.Sends.WithLabelValues(string(chat.ErrorCode(err))).Inc()
 		return err
@@ -334,6 +340,6 @@ func (a *API) markRead(w http.ResponseWriter, r *http.Request, p core.Principal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, protocol.ReadResponse{Conv: m.Conv.String(), ReadSeq: m.ReadSeq})
+	writeJSON(w, http.StatusOK, protocol.ReadResponse{Conv: m.Conv.String(), ReadSeq: m.ReadSeq, DeliveredSeq: m.DeliveredSeq})
 	return nil
 }

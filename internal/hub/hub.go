@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/protocol"
@@ -42,8 +43,9 @@ type Loader func(ctx context.Context, user chat.UserID) ([]chat.ConversationID, 
 
 // Hub is safe for concurrent use. Create it with New.
 type Hub struct {
-	load Loader
-	log  *slog.Logger
+	load         Loader
+	log          *slog.Logger
+	typingExpiry time.Duration
 
 	mu    sync.RWMutex
 	users map[chat.UserID]*userState
@@ -58,13 +60,23 @@ type userState struct {
 	removed map[chat.ConversationID]struct{} // removals seen while loading
 }
 
+// Options configures a Hub. Zero values are documented per field.
+type Options struct {
+	Logger       *slog.Logger  // nil means discard
+	TypingExpiry time.Duration // how long recipients show a "typing" without a repeat; zero means 6s
+}
+
 // New returns an empty hub that uses load to learn a user's conversations
 // when their first connection registers.
-func New(load Loader, log *slog.Logger) *Hub {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func New(load Loader, opts Options) *Hub {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{load: load, log: log, users: make(map[chat.UserID]*userState), convs: make(map[chat.ConversationID]map[chat.UserID]struct{})}
+	if opts.TypingExpiry == 0 {
+		opts.TypingExpiry = 6 * time.Second
+	}
+	return &Hub{load: load, log: opts.Logger, typingExpiry: opts.TypingExpiry,
+		users: make(map[chat.UserID]*userState), convs: make(map[chat.ConversationID]map[chat.UserID]struct{})}
 }
 
 // Register adds c; from its return on, c receives the events of its
@@ -179,33 +191,83 @@ func (h *Hub) Handle(e chat.Event) {
 	switch e.Kind {
 	case chat.EventMessage:
 		if e.Message != nil {
-			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin)
+			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin, 0)
+		}
+	case chat.EventMessageUpdated:
+		if e.Message != nil {
+			h.toConv(e.Conv, protocol.AppendMessageUpdatedFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin, 0)
 		}
 	case chat.EventMembersAdded:
 		h.membersAdded(e)
 	case chat.EventMemberRemoved:
 		h.memberRemoved(e)
 	case chat.EventRoleChanged:
+		if m := e.Member; m != nil {
+			h.toConv(e.Conv, protocol.Encode(protocol.RoleFrame{Type: protocol.TypeRoleChanged, Conv: e.Conv.String(), User: m.User.String(), Role: string(m.Role), Pos: m.Pos}), 0, 0)
+		}
+	case chat.EventReceipt:
+		if m := e.Member; m != nil {
+			h.toConv(e.Conv, protocol.Encode(protocol.ReceiptFrame{Type: protocol.TypeReceipt, Conv: e.Conv.String(), User: m.User.String(),
+				ReadSeq: m.ReadSeq, DeliveredSeq: m.DeliveredSeq, Pos: m.Pos}), e.Origin, 0)
+		}
+	case chat.EventConversationUpdated:
+		if e.Conversation != nil {
+			h.toConv(e.Conv, protocol.Encode(protocol.ConversationUpdatedFrame{Type: protocol.TypeConversationUpdated, Conversation: protocol.FromConversation(*e.Conversation)}), 0, 0)
+		}
+	case chat.EventTyping:
 		if len(e.Users) == 1 {
-			h.toConv(e.Conv, protocol.Encode(protocol.RoleFrame{Type: protocol.TypeRoleChanged, Conv: e.Conv.String(), User: e.Users[0].String(), Role: string(e.Role)}), 0)
+			state := "stop"
+			if e.Typing {
+				state = "start"
+			}
+			// The typist's own devices do not need to hear it.
+			h.toConv(e.Conv, protocol.Encode(protocol.TypingFrame{Type: protocol.TypeTyping, Conv: e.Conv.String(), User: e.Users[0].String(),
+				State: state, ExpiresMS: h.typingExpiry.Milliseconds()}), 0, e.Users[0])
 		}
 	case chat.EventSessionRevoked:
 		if len(e.Users) == 1 {
 			h.revoke(e.Users[0], e.Session)
 		}
-	case chat.EventRead:
-		if len(e.Users) == 1 {
-			h.toConv(e.Conv, protocol.Encode(protocol.ReadFrame{Type: protocol.TypeReadUpdate, Conv: e.Conv.String(), User: e.Users[0].String(), ReadSeq: e.ReadSeq}), e.Origin)
+	}
+}
+
+// HandlePresence tells the local users who share a conversation with
+// p.User about p. It is the presence watch's handler.
+func (h *Hub) HandlePresence(p chat.PresenceState) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	convs, err := h.load(ctx, p.User)
+	if err != nil {
+		h.log.Warn("presence: cannot list conversations", "user", p.User, "err", err)
+		return
+	}
+	frame := protocol.Encode(protocol.PresenceFrame{Type: protocol.TypePresence, Presence: protocol.FromPresence(p)})
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	told := make(map[chat.UserID]bool)
+	for _, conv := range convs {
+		for u := range h.convs[conv] {
+			if u == p.User || told[u] {
+				continue
+			}
+			told[u] = true
+			for _, c := range h.users[u].conns {
+				c.Deliver(frame)
+			}
 		}
 	}
 }
 
 // toConv delivers frame to every local connection of every member of
-// conv, except the connection with id origin (when not 0).
-func (h *Hub) toConv(conv chat.ConversationID, frame []byte, origin int64) {
+// conv, except the connection with id origin and the connections of user
+// skip (when not 0).
+func (h *Hub) toConv(conv chat.ConversationID, frame []byte, origin int64, skip chat.UserID) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for u := range h.convs[conv] {
+		if u == skip {
+			continue
+		}
 		for _, c := range h.users[u].conns {
 			if origin == 0 || c.ID() != origin {
 				c.Deliver(frame)
@@ -239,7 +301,7 @@ func (h *Hub) revoke(user chat.UserID, session chat.SessionID) {
 
 func (h *Hub) membersAdded(e chat.Event) {
 	// Existing members hear who joined; the new members get the conversation.
-	h.toConv(e.Conv, protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}), 0)
+	h.toConv(e.Conv, protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}), 0, 0)
 	var convFrame []byte
 	if e.Conversation != nil {
 		c := e.Conversation

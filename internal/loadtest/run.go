@@ -133,7 +133,7 @@ func (r *run) register(ctx context.Context, role, label string, n int) ([]user, 
 func (r *run) connect(ctx context.Context, clients []*client.Client, onEvent func(i int) func(client.ServerFrame), lat *Samples, fails *Tally) []*client.Conn {
 	conns := make([]*client.Conn, len(clients))
 	_ = forEach(ctx, len(clients), r.opts.ConnectParallel, func(ctx context.Context, i int) error {
-		co := client.ConnOptions{}
+		co := client.ConnOptions{Transport: client.TransportWebSocket}
 		if n := len(r.opts.LocalAddrs); n > 0 {
 			co.LocalAddr = r.opts.LocalAddrs[i%n]
 		}

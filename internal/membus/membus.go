@@ -1,5 +1,5 @@
-// Package membus is chat.Bus in process memory, for embedded mode: one
-// node, no network.
+// Package membus is chat.Bus and chat.Presence in process memory, for
+// embedded mode: one node, no network.
 //
 // Each subscription has a bounded queue drained by its own goroutine, so
 // Publish never blocks. When a subscriber's queue is full the event is

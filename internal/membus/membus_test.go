@@ -13,14 +13,14 @@ func TestBus_DeliversInOrderToEverySubscriber(t *testing.T) {
 	const n = 1000
 	got := [2]chan int64{make(chan int64, n), make(chan int64, n)}
 	for i := range got {
-		cancel, err := b.Subscribe(context.Background(), func(e chat.Event) { got[i] <- e.ReadSeq })
+		cancel, err := b.Subscribe(context.Background(), func(e chat.Event) { got[i] <- e.Pos })
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(cancel)
 	}
 	for i := int64(1); i <= n; i++ {
-		if err := b.Publish(context.Background(), chat.Event{Kind: chat.EventRead, ReadSeq: i}); err != nil {
+		if err := b.Publish(context.Background(), chat.Event{Kind: chat.EventReceipt, Pos: i}); err != nil {
 			t.Fatal(err)
 		}
 	}

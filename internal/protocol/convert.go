@@ -18,10 +18,78 @@ func FromUser(u chat.User) User {
 
 // FromMessage converts a domain message.
 func FromMessage(m chat.Message) Message {
-	return Message{
+	out := Message{
 		ID: m.ID.String(), Conv: m.Conv.String(), Seq: m.Seq, Sender: m.Sender.String(),
-		ClientID: m.ClientID, Text: m.Text, SentAt: m.SentAt.UTC(),
+		ClientID: m.ClientID, Text: m.Text, SentAt: m.SentAt.UTC(), Pos: m.Pos,
+		Deleted: !m.DeletedAt.IsZero(),
 	}
+	if m.ReplyTo != 0 {
+		out.ReplyTo = m.ReplyTo.String()
+	}
+	for _, u := range m.Mentions {
+		out.Mentions = append(out.Mentions, u.String())
+	}
+	if !m.EditedAt.IsZero() {
+		t := m.EditedAt.UTC()
+		out.EditedAt = &t
+	}
+	if !m.DeletedAt.IsZero() {
+		t := m.DeletedAt.UTC()
+		out.DeletedAt = &t
+	}
+	for _, r := range m.Reactions {
+		users := make([]string, len(r.Users))
+		for i, u := range r.Users {
+			users[i] = u.String()
+		}
+		out.Reactions = append(out.Reactions, Reaction{Emoji: r.Emoji, Users: users, Count: len(users)})
+	}
+	return out
+}
+
+// FromChange converts one sync stream entry.
+func FromChange(c chat.Change) Change {
+	out := Change{Pos: c.Pos, Kind: string(c.Kind)}
+	switch {
+	case c.Message != nil:
+		m := FromMessage(*c.Message)
+		out.Message = &m
+	case c.Member != nil:
+		m := FromMember(*c.Member, nil)
+		out.Member = &m
+	case c.Conversation != nil:
+		conv := FromConversation(*c.Conversation)
+		out.Conversation = &conv
+	}
+	return out
+}
+
+// FromChanges converts a page of the sync stream.
+func FromChanges(cs chat.Changes) ChangesResponse {
+	out := ChangesResponse{Changes: make([]Change, len(cs.Changes)), Cursor: cs.Cursor, HasMore: cs.HasMore}
+	for i, c := range cs.Changes {
+		out.Changes[i] = FromChange(c)
+	}
+	return out
+}
+
+// FromConversation converts a conversation's own fields (no members and
+// no per-caller state).
+func FromConversation(c chat.Conversation) Conversation {
+	return Conversation{
+		ID: c.ID.String(), Kind: string(c.Kind), Title: c.Title, CreatedBy: c.CreatedBy.String(),
+		CreatedAt: c.CreatedAt.UTC(), LastSeq: c.LastSeq, Pos: c.Pos, Members: []Member{},
+	}
+}
+
+// FromPresence converts one user's presence.
+func FromPresence(p chat.PresenceState) Presence {
+	out := Presence{User: p.User.String(), Status: string(p.Status)}
+	if p.Status != chat.StatusOnline && !p.LastSeen.IsZero() {
+		t := p.LastSeen.UTC()
+		out.LastSeen = &t
+	}
+	return out
 }
 
 // FromMessages converts a slice of domain messages; never returns nil.
@@ -36,16 +104,17 @@ func FromMessages(ms []chat.Message) []Message {
 // FromMember converts a domain member; names maps user ids to usernames
 // and may be nil.
 func FromMember(m chat.Member, names map[chat.UserID]string) Member {
-	return Member{User: m.User.String(), Username: names[m.User], Role: string(m.Role), JoinedAt: m.JoinedAt.UTC(), ReadSeq: m.ReadSeq}
+	return Member{
+		Conv: m.Conv.String(), User: m.User.String(), Username: names[m.User], Role: string(m.Role),
+		JoinedAt: m.JoinedAt.UTC(), ReadSeq: m.ReadSeq, DeliveredSeq: m.DeliveredSeq, Pos: m.Pos,
+	}
 }
 
 // FromSummary converts a conversation as its member sees it.
 func FromSummary(s chat.ConversationSummary, names map[chat.UserID]string) Conversation {
-	c := Conversation{
-		ID: s.ID.String(), Kind: string(s.Kind), Title: s.Title, CreatedBy: s.CreatedBy.String(),
-		CreatedAt: s.CreatedAt.UTC(), LastSeq: s.LastSeq, ReadSeq: s.ReadSeq, Unread: s.Unread,
-		Members: make([]Member, len(s.Members)),
-	}
+	c := FromConversation(s.Conversation)
+	c.ReadSeq, c.Unread = s.ReadSeq, s.Unread
+	c.Members = make([]Member, len(s.Members))
 	for i, m := range s.Members {
 		c.Members[i] = FromMember(m, names)
 	}

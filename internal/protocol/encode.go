@@ -23,6 +23,62 @@ func AppendMessage(dst []byte, m *chat.Message) []byte {
 	dst = AppendString(dst, m.Text)
 	dst = append(dst, `,"sent_at":`...)
 	dst = appendTime(dst, m.SentAt)
+	dst = append(dst, `,"pos":`...)
+	dst = strconv.AppendInt(dst, m.Pos, 10)
+	if m.ReplyTo != 0 {
+		dst = append(dst, `,"reply_to":"`...)
+		dst = strconv.AppendInt(dst, int64(m.ReplyTo), 10)
+		dst = append(dst, '"')
+	}
+	if len(m.Mentions) > 0 {
+		dst = append(dst, `,"mentions":`...)
+		dst = appendIDs(dst, m.Mentions)
+	}
+	if !m.EditedAt.IsZero() {
+		dst = append(dst, `,"edited_at":`...)
+		dst = appendTime(dst, m.EditedAt)
+	}
+	if !m.DeletedAt.IsZero() {
+		dst = append(dst, `,"deleted":true,"deleted_at":`...)
+		dst = appendTime(dst, m.DeletedAt)
+	}
+	if len(m.Reactions) > 0 {
+		dst = append(dst, `,"reactions":[`...)
+		for i, r := range m.Reactions {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"emoji":`...)
+			dst = AppendString(dst, r.Emoji)
+			dst = append(dst, `,"users":`...)
+			dst = appendIDs(dst, r.Users)
+			dst = append(dst, `,"count":`...)
+			dst = strconv.AppendInt(dst, int64(len(r.Users)), 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+func appendIDs(dst []byte, ids []chat.UserID) []byte {
+	dst = append(dst, '[')
+	for i, id := range ids {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, int64(id), 10)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
+}
+
+// AppendMessageUpdatedFrame appends {"type":"message_updated","message":M}:
+// a message's new state after an edit, a deletion or a reaction.
+func AppendMessageUpdatedFrame(dst []byte, m *chat.Message) []byte {
+	dst = append(dst, `{"type":"message_updated","message":`...)
+	dst = AppendMessage(dst, m)
 	return append(dst, '}')
 }
 
@@ -51,6 +107,12 @@ func AppendAckFrame(dst []byte, ref []byte, m *chat.Message, duplicate bool) []b
 // AppendErrorFrame appends {"type":"error","ref":R,"code":C,"message":M}
 // (with "retry_after" when it is positive).
 func AppendErrorFrame(dst []byte, ref []byte, code chat.Code, message string, retryAfter int) []byte {
+	return AppendErrorFrameCursor(dst, ref, code, message, retryAfter, -1)
+}
+
+// AppendErrorFrameCursor is AppendErrorFrame with a "cursor" (for
+// resync_required) when cursor >= 0.
+func AppendErrorFrameCursor(dst []byte, ref []byte, code chat.Code, message string, retryAfter int, cursor int64) []byte {
 	dst = append(dst, `{"type":"error"`...)
 	dst = appendRef(dst, ref)
 	dst = append(dst, `,"code":`...)
@@ -60,6 +122,10 @@ func AppendErrorFrame(dst []byte, ref []byte, code chat.Code, message string, re
 	if retryAfter > 0 {
 		dst = append(dst, `,"retry_after":`...)
 		dst = strconv.AppendInt(dst, int64(retryAfter), 10)
+	}
+	if cursor >= 0 {
+		dst = append(dst, `,"cursor":`...)
+		dst = strconv.AppendInt(dst, cursor, 10)
 	}
 	return append(dst, '}')
 }

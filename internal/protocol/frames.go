@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Client frame types.
 const (
@@ -9,22 +12,32 @@ const (
 	TypeRead = "read" // {"type":"read","ref":R,"conv":C,"seq":N}
 	TypeSync = "sync" // {"type":"sync","ref":R,"conv":C,"after":N,"limit":L}
 	TypePing = "ping" // {"type":"ping","ref":R}
+
+	TypeEdit      = "edit"      // {"type":"edit","ref":R,"conv":C,"id":M,"text":T}
+	TypeDelete    = "delete"    // {"type":"delete","ref":R,"conv":C,"id":M}
+	TypeReact     = "react"     // {"type":"react","ref":R,"conv":C,"id":M,"emoji":E,"remove":false}
+	TypeDelivered = "delivered" // {"type":"delivered","ref":R,"conv":C,"seq":N}
+	TypeTyping    = "typing"    // {"type":"typing","conv":C,"state":"start"|"stop"} (also pushed)
+	TypePresence  = "presence"  // {"type":"presence","status":"online"|"away"} (also pushed)
+	TypeChanges   = "changes"   // {"type":"changes","ref":R,"cursor":P,"limit":L}: the sync stream (also the answer)
 )
 
 // Server frame types.
 const (
-	TypeReady        = "ready"          // after authentication: {"type":"ready","user":U,"session":S}
-	TypeAck          = "ack"            // answer to send (with message) or read (with read_seq)
-	TypeError        = "error"          // {"type":"error","ref":R,"code":C,"message":M}
-	TypeMessage      = "message"        // a new message in a conversation of the user
-	TypeMessages     = "messages"       // answer to sync: a page of messages
-	TypePong         = "pong"           // answer to ping
-	TypeConversation = "conversation"   // the user was added to a conversation (or it was created)
-	TypeMemberAdded  = "members_added"  // members joined a conversation of the user
-	TypeMemberGone   = "member_removed" // a member left or was removed
-	TypeReadUpdate   = "read"           // a member's read watermark moved
-	TypeRoleChanged  = "role_changed"   // a member's role changed
-	TypeReconnect    = "reconnect"      // the node is draining: reconnect after after_ms
+	TypeReady               = "ready"                // after authentication: {"type":"ready","user":U,"session":S}
+	TypeAck                 = "ack"                  // answer to send (with message) or read (with read_seq)
+	TypeError               = "error"                // {"type":"error","ref":R,"code":C,"message":M}
+	TypeMessage             = "message"              // a new message in a conversation of the user
+	TypeMessages            = "messages"             // answer to sync: a page of messages
+	TypePong                = "pong"                 // answer to ping
+	TypeConversation        = "conversation"         // the user was added to a conversation (or it was created)
+	TypeMemberAdded         = "members_added"        // members joined a conversation of the user
+	TypeMemberGone          = "member_removed"       // a member left or was removed
+	TypeReceipt             = "receipt"              // a member's read or delivered watermark moved
+	TypeRoleChanged         = "role_changed"         // a member's role changed
+	TypeMessageUpdated      = "message_updated"      // a message was edited, deleted or reacted to
+	TypeConversationUpdated = "conversation_updated" // a conversation's title changed
+	TypeReconnect           = "reconnect"            // the node is draining: reconnect after after_ms
 )
 
 // ClientFrame is any frame a client sends. Ref is echoed verbatim in the
@@ -39,6 +52,13 @@ type ClientFrame struct {
 	Seq      int64           `json:"seq,omitempty"`
 	After    int64           `json:"after,omitempty"`
 	Limit    int             `json:"limit,omitempty"`
+	ID       string          `json:"id,omitempty"`       // a message id (edit, delete, react)
+	ReplyTo  string          `json:"reply_to,omitempty"` // send
+	Emoji    string          `json:"emoji,omitempty"`    // react
+	Remove   bool            `json:"remove,omitempty"`   // react: take the reaction back
+	State    string          `json:"state,omitempty"`    // typing: "start" or "stop"
+	Status   string          `json:"status,omitempty"`   // presence: "online" or "away"
+	Cursor   int64           `json:"cursor,omitempty"`   // changes
 }
 
 // MaxRefBytes bounds a frame's ref.
@@ -60,6 +80,14 @@ type ServerFrame struct {
 	Users        []string        `json:"users,omitempty"`
 	Session      string          `json:"session,omitempty"`
 	Role         string          `json:"role,omitempty"`
+	DeliveredSeq int64           `json:"delivered_seq,omitempty"`
+	Pos          int64           `json:"pos,omitempty"`
+	Changes      []Change        `json:"changes,omitempty"`
+	Cursor       int64           `json:"cursor,omitempty"`
+	State        string          `json:"state,omitempty"`
+	ExpiresMS    int64           `json:"expires_ms,omitempty"`
+	Status       string          `json:"status,omitempty"`
+	LastSeen     *time.Time      `json:"last_seen,omitempty"`
 	ReadSeq      int64           `json:"read_seq,omitempty"`
 	Code         string          `json:"code,omitempty"`
 	RetryAfter   int             `json:"retry_after,omitempty"`
@@ -123,11 +151,46 @@ type (
 		Conv    string          `json:"conv"`
 		ReadSeq int64           `json:"read_seq"`
 	}
-	ReadFrame struct {
-		Type    string `json:"type"`
-		Conv    string `json:"conv"`
-		User    string `json:"user"`
-		ReadSeq int64  `json:"read_seq"`
+	ReceiptFrame struct {
+		Type         string `json:"type"`
+		Conv         string `json:"conv"`
+		User         string `json:"user"`
+		ReadSeq      int64  `json:"read_seq"`
+		DeliveredSeq int64  `json:"delivered_seq"`
+		Pos          int64  `json:"pos"`
+	}
+	ReceiptAckFrame struct {
+		Type         string          `json:"type"`
+		Ref          json.RawMessage `json:"ref,omitempty"`
+		Conv         string          `json:"conv"`
+		ReadSeq      int64           `json:"read_seq"`
+		DeliveredSeq int64           `json:"delivered_seq"`
+	}
+	OKFrame struct {
+		Type string          `json:"type"`
+		Ref  json.RawMessage `json:"ref,omitempty"`
+	}
+	ChangesFrame struct {
+		Type    string          `json:"type"`
+		Ref     json.RawMessage `json:"ref,omitempty"`
+		Changes []Change        `json:"changes"`
+		Cursor  int64           `json:"cursor"`
+		HasMore bool            `json:"has_more"`
+	}
+	ConversationUpdatedFrame struct {
+		Type         string       `json:"type"`
+		Conversation Conversation `json:"conversation"`
+	}
+	TypingFrame struct {
+		Type      string `json:"type"`
+		Conv      string `json:"conv"`
+		User      string `json:"user"`
+		State     string `json:"state"`
+		ExpiresMS int64  `json:"expires_ms"`
+	}
+	PresenceFrame struct {
+		Type string `json:"type"`
+		Presence
 	}
 	ConversationFrame struct {
 		Type         string       `json:"type"`
@@ -143,6 +206,7 @@ type (
 		Conv string `json:"conv"`
 		User string `json:"user"`
 		Role string `json:"role"`
+		Pos  int64  `json:"pos"`
 	}
 	ReconnectFrame struct {
 		Type    string `json:"type"`

@@ -12,24 +12,42 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Message is a stored message.
+// Message is a stored message: its current state. A deleted message is
+// a tombstone: "deleted":true, empty text, no mentions or reactions.
 type Message struct {
-	ID       string    `json:"id"`
-	Conv     string    `json:"conv"`
-	Seq      int64     `json:"seq"`
-	Sender   string    `json:"sender"`
-	ClientID string    `json:"client_id"`
-	Text     string    `json:"text"`
-	SentAt   time.Time `json:"sent_at"`
+	ID        string     `json:"id"`
+	Conv      string     `json:"conv"`
+	Seq       int64      `json:"seq"`
+	Sender    string     `json:"sender"`
+	ClientID  string     `json:"client_id"`
+	Text      string     `json:"text"`
+	SentAt    time.Time  `json:"sent_at"`
+	Pos       int64      `json:"pos"`
+	ReplyTo   string     `json:"reply_to,omitempty"`
+	Mentions  []string   `json:"mentions,omitempty"`
+	EditedAt  *time.Time `json:"edited_at,omitempty"`
+	Deleted   bool       `json:"deleted,omitempty"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
+}
+
+// Reaction is one emoji on a message with the users who chose it.
+type Reaction struct {
+	Emoji string   `json:"emoji"`
+	Users []string `json:"users"`
+	Count int      `json:"count"`
 }
 
 // Member is one member of a conversation.
 type Member struct {
-	User     string    `json:"user"`
-	Username string    `json:"username,omitempty"`
-	Role     string    `json:"role"`
-	JoinedAt time.Time `json:"joined_at"`
-	ReadSeq  int64     `json:"read_seq"`
+	Conv         string    `json:"conv,omitempty"`
+	User         string    `json:"user"`
+	Username     string    `json:"username,omitempty"`
+	Role         string    `json:"role"`
+	JoinedAt     time.Time `json:"joined_at"`
+	ReadSeq      int64     `json:"read_seq"`
+	DeliveredSeq int64     `json:"delivered_seq"`
+	Pos          int64     `json:"pos"`
 }
 
 // Conversation is a conversation as one of its members sees it. ReadSeq
@@ -41,6 +59,7 @@ type Conversation struct {
 	CreatedBy   string    `json:"created_by"`
 	CreatedAt   time.Time `json:"created_at"`
 	LastSeq     int64     `json:"last_seq"`
+	Pos         int64     `json:"pos"`
 	Members     []Member  `json:"members"`
 	LastMessage *Message  `json:"last_message"`
 	ReadSeq     int64     `json:"read_seq"`
@@ -107,9 +126,68 @@ type RoleRequest struct {
 }
 
 // SendRequest is the body of POST /v1/conversations/{id}/messages.
+// ReplyTo is the id of an earlier message of the same conversation.
 type SendRequest struct {
 	ClientID string `json:"client_id"`
 	Text     string `json:"text"`
+	ReplyTo  string `json:"reply_to,omitempty"`
+}
+
+// EditRequest is the body of PATCH /v1/conversations/{id}/messages/{msg}.
+type EditRequest struct {
+	Text string `json:"text"`
+}
+
+// TitleRequest is the body of PATCH /v1/conversations/{id}.
+type TitleRequest struct {
+	Title string `json:"title"`
+}
+
+// Presence is one user's presence. LastSeen is omitted while online and
+// for users never seen.
+type Presence struct {
+	User     string     `json:"user"`
+	Status   string     `json:"status"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// PresenceResponse answers GET /v1/users/{id}/presence.
+type PresenceResponse struct {
+	Presence Presence `json:"presence"`
+}
+
+// PresencesResponse answers GET /v1/presence?users=...
+type PresencesResponse struct {
+	Presence []Presence `json:"presence"`
+}
+
+// Change is one entry of the sync stream: the current state of what
+// changed at Pos. Kind is "message", "member", "member_left" or
+// "conversation", and names the field that is set.
+type Change struct {
+	Pos          int64         `json:"pos"`
+	Kind         string        `json:"kind"`
+	Message      *Message      `json:"message,omitempty"`
+	Member       *Member       `json:"member,omitempty"`
+	Conversation *Conversation `json:"conversation,omitempty"`
+}
+
+// ChangesResponse answers GET /v1/sync: a page of the caller's changes
+// after the cursor asked for. Cursor is where the next page starts.
+type ChangesResponse struct {
+	Changes []Change `json:"changes"`
+	Cursor  int64    `json:"cursor"`
+	HasMore bool     `json:"has_more"`
+}
+
+// ReceiptsResponse answers GET /v1/conversations/{id}/messages/{msg}/receipts:
+// which members have read the message and to whose devices it was
+// delivered (the sender excluded).
+type ReceiptsResponse struct {
+	ReadBy         []string `json:"read_by"`
+	DeliveredTo    []string `json:"delivered_to"`
+	ReadCount      int      `json:"read_count"`
+	DeliveredCount int      `json:"delivered_count"`
 }
 
 // MessageResponse wraps one message. Duplicate is true when the send was a
@@ -133,8 +211,9 @@ type ReadRequest struct {
 
 // ReadResponse answers a read watermark update.
 type ReadResponse struct {
-	Conv    string `json:"conv"`
-	ReadSeq int64  `json:"read_seq"`
+	Conv         string `json:"conv"`
+	ReadSeq      int64  `json:"read_seq"`
+	DeliveredSeq int64  `json:"delivered_seq"`
 }
 
 // SessionsResponse answers GET /v1/sessions.
@@ -158,6 +237,7 @@ type ErrorDetail struct {
 	Code       string `json:"code"`
 	Message    string `json:"message"`
 	RetryAfter int    `json:"retry_after,omitempty"`
+	Cursor     *int64 `json:"cursor,omitempty"` // for resync_required: where to sync from after reloading
 }
 
 // Raw is a JSON value passed through untouched (e.g. a frame's ref).

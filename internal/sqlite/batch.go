@@ -14,22 +14,33 @@ import (
 // one draft: the caller rolls back and replays the batch row by row.
 var errSlowPath = errors.New("sqlite: batch needs the row-by-row path")
 
-// maxRows bounds the rows of one multi-row statement (7 variables a row,
+// maxRows bounds the rows of one multi-row statement (10 variables a row,
 // far below SQLite's 32,766 variable limit).
 const maxRows = 200
 
 // appendBatch stores drafts with a handful of set-based statements instead
 // of two per draft: read the conversations' last seqs, find which drafts
-// are retries, assign seqs in Go, insert all new rows, and advance every
-// conversation's last_seq. It runs inside the caller's write transaction,
-// under SQLite's single writer, so each seq is exactly the previous
-// last_seq + 1 of its conversation, as in the row-by-row path.
+// are retries and which reply_to ids are stored messages, assign seqs and
+// positions in Go, insert all new rows, and advance every conversation's
+// last_seq and the position counter once. It runs inside the caller's
+// write transaction, under SQLite's single writer, so each seq is exactly
+// the previous last_seq + 1 of its conversation, and each position the
+// previous one + 1, as in the row-by-row path.
 func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.AppendResult, error) {
+	const op = "sqlite.AppendMessages"
 	lastSeq, err := lastSeqs(ctx, tx, drafts)
 	if err != nil {
 		return nil, err
 	}
 	stored, err := storedRetries(ctx, tx, drafts)
+	if err != nil {
+		return nil, err
+	}
+	replyConv, err := replyTargets(ctx, tx, drafts)
+	if err != nil {
+		return nil, err
+	}
+	pos, err := readCounter(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +51,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.A
 		d := &drafts[i]
 		last, ok := lastSeq[d.Conv]
 		if !ok {
-			results[i].Err = newError("sqlite.AppendMessages", chat.CodeNotFound, "conversation not found")
+			results[i].Err = newError(op, chat.CodeNotFound, "conversation not found")
 			continue
 		}
 		if d.ClientID != "" {
@@ -53,17 +64,31 @@ func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.A
 				results[i] = chat.AppendResult{Message: results[j].Message, Duplicate: true}
 				continue
 			}
-			inBatch[k] = i
+		}
+		if d.ReplyTo != 0 {
+			if conv, ok := replyConv[d.ReplyTo]; !ok || conv != d.Conv {
+				results[i].Err = newError(op, chat.CodeInvalidArgument, "reply_to is not a message of this conversation")
+				continue
+			}
+		}
+		if d.ClientID != "" {
+			inBatch[retryKey{d.Conv, d.Sender, d.ClientID}] = i
 		}
 		last++
 		lastSeq[d.Conv] = last
-		results[i].Message = chat.Message{ID: d.ID, Conv: d.Conv, Seq: last, Sender: d.Sender, ClientID: d.ClientID, Text: d.Text, SentAt: fromMS(ms(d.SentAt))}
+		results[i].Message = newMessage(d, last, pos.take())
 		fresh = append(fresh, i)
+		if replyConv != nil {
+			replyConv[d.ID] = d.Conv // a later draft may reply to this one
+		}
 	}
 	if err := insertRows(ctx, tx, results, fresh); err != nil {
 		return nil, err
 	}
 	if err := advanceSeqs(ctx, tx, results, fresh); err != nil {
+		return nil, err
+	}
+	if err := pos.save(ctx, tx); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -110,54 +135,86 @@ type retryKey struct {
 	client string
 }
 
-// storedRetries returns the already stored messages whose (conv, sender,
-// client_id) some draft repeats.
+// storedRetries returns the already stored messages, as they are now,
+// whose (conv, sender, client_id) some draft repeats.
 func storedRetries(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[retryKey]chat.Message, error) {
-	out := make(map[retryKey]chat.Message)
 	var args []any
 	for _, d := range drafts {
 		if d.ClientID != "" {
 			args = append(args, int64(d.Conv), int64(d.Sender), d.ClientID)
 		}
 	}
+	var found []chat.Message
 	for len(args) > 0 {
 		chunk := args[:min(len(args), 3*maxRows)]
 		args = args[len(chunk):]
-		rows, err := tx.QueryContext(ctx, `SELECT m.conv_id, m.sender_id, m.client_id, m.id, m.seq, m.text, m.sent_at
+		rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+`
 			FROM (VALUES `+placeholders(len(chunk)/3, 3)+`) AS v
 			JOIN messages m ON m.conv_id = v.column1 AND m.sender_id = v.column2 AND m.client_id = v.column3`, chunk...)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var m chat.Message
-			var sentAt int64
-			if err := rows.Scan(&m.Conv, &m.Sender, &m.ClientID, &m.ID, &m.Seq, &m.Text, &sentAt); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			m.SentAt = fromMS(sentAt)
-			out[retryKey{m.Conv, m.Sender, m.ClientID}] = m
-		}
-		if err := rows.Close(); err != nil {
+		msgs, err := collect(rows, scanMessage)
+		if err != nil {
 			return nil, err
 		}
+		found = append(found, msgs...)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	if err := attachReactions(ctx, tx, pointers(found)...); err != nil {
+		return nil, err
+	}
+	out := make(map[retryKey]chat.Message, len(found))
+	for _, m := range found {
+		out[retryKey{m.Conv, m.Sender, m.ClientID}] = m
 	}
 	return out, nil
+}
+
+// replyTargets returns the conversation of each stored message that some
+// draft replies to; nil when no draft replies to anything.
+func replyTargets(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[chat.MessageID]chat.ConversationID, error) {
+	var ids []chat.MessageID
+	for _, d := range drafts {
+		if d.ReplyTo != 0 {
+			ids = append(ids, d.ReplyTo)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, conv_id FROM messages WHERE id IN (SELECT value FROM json_each(?))`, idArray(ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[chat.MessageID]chat.ConversationID, len(ids))
+	for rows.Next() {
+		var id chat.MessageID
+		var conv chat.ConversationID
+		if err := rows.Scan(&id, &conv); err != nil {
+			return nil, err
+		}
+		out[id] = conv
+	}
+	return out, rows.Err()
 }
 
 func insertRows(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fresh []int) error {
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), maxRows)]
 		fresh = fresh[len(chunk):]
-		args := make([]any, 0, 7*len(chunk))
+		args := make([]any, 0, 10*len(chunk))
 		for _, i := range chunk {
 			m := &results[i].Message
 			clientID := sql.NullString{String: m.ClientID, Valid: m.ClientID != ""}
-			args = append(args, int64(m.ID), int64(m.Conv), m.Seq, int64(m.Sender), clientID, m.Text, ms(m.SentAt))
+			args = append(args, int64(m.ID), int64(m.Conv), m.Seq, int64(m.Sender), clientID, m.Text, ms(m.SentAt),
+				replyValue(m.ReplyTo), mentionsValue(m.Mentions), m.Pos)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, conv_id, seq, sender_id, client_id, text, sent_at) VALUES `+
-			placeholders(len(chunk), 7), args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, conv_id, seq, sender_id, client_id, text, sent_at, reply_to, mentions, pos) VALUES `+
+			placeholders(len(chunk), 10), args...)
 		if code := resultCode(err); code == violatesForeignKey || code == violatesPrimaryKey {
 			return errSlowPath
 		}

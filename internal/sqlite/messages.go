@@ -4,196 +4,203 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/natter-chat/natter/internal/chat"
 )
 
-// The send path's statements, prepared once on the writer connection.
-//
-// insertMessageSQL stores a draft with its conversation's next seq and
-// returns that seq. It returns no row when the conversation does not exist
-// or when (conv, sender, client_id) is already stored, whether by an earlier
-// batch or earlier in this one: findMessageSQL then tells the two apart.
-// Doing the insert first keeps the common path at two statements per
-// message; the seq is still read and advanced inside the transaction, under
-// the single writer, so it is exactly last_seq + 1.
-const (
-	insertMessageSQL = `INSERT INTO messages (id, conv_id, seq, sender_id, client_id, text, sent_at)
-		SELECT ?1, id, last_seq + 1, ?2, ?3, ?4, ?5 FROM conversations WHERE id = ?6
-		ON CONFLICT (conv_id, sender_id, client_id) DO NOTHING
-		RETURNING seq`
-	bumpSeqSQL     = `UPDATE conversations SET last_seq = ?1, last_activity_at = ?2 WHERE id = ?3`
-	findMessageSQL = `SELECT id, seq, text, sent_at FROM messages WHERE conv_id = ?1 AND sender_id = ?2 AND client_id = ?3`
-)
+// messageColumns are the columns scanMessage reads, of the table aliased m.
+const messageColumns = `m.id, m.conv_id, m.seq, m.sender_id, m.client_id, m.text, m.sent_at,
+	m.reply_to, m.mentions, m.edited_at, m.deleted_at, m.pos`
 
-func (s *Store) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&s.insertMessage, insertMessageSQL},
-		{&s.bumpSeq, bumpSeqSQL},
-		{&s.findMessage, findMessageSQL},
-	} {
-		st, err := s.w.PrepareContext(ctx, p.sql)
-		if err != nil {
-			return err
-		}
-		*p.stmt = st
-	}
-	return nil
-}
-
-// AppendMessages implements chat.Store: the whole batch is one write
-// transaction, committed (and fsynced) before it returns. A draft with an
-// empty ClientID is stored with a NULL client_id and so is never taken for
-// a retry. Per-draft errors: CodeNotFound for a conversation or sender that
-// does not exist, CodeConflict for a message id already used. Any other
-// failure rolls back the batch and returns CodeUnavailable with nil results.
-func (s *Store) AppendMessages(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
-	const op = "sqlite.AppendMessages"
-	if len(drafts) == 0 {
-		return []chat.AppendResult{}, nil
-	}
-	results, err := s.appendFast(ctx, drafts)
-	if !errors.Is(err, errSlowPath) {
-		if err != nil {
-			return nil, chat.Unavailable(op, err)
-		}
-		return results, nil
-	}
-	return s.appendRowByRow(ctx, drafts)
-}
-
-// appendFast stores the batch with set-based statements (see appendBatch).
-func (s *Store) appendFast(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	results, err := appendBatch(ctx, tx, drafts)
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return results, nil
-}
-
-// appendRowByRow stores the batch two statements per draft, so that a
-// problem of one draft (unknown sender, reused id) fails that draft only.
-func (s *Store) appendRowByRow(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
-	const op = "sqlite.AppendMessages"
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	defer tx.Rollback()
-	a := appender{
-		ctx:    ctx,
-		insert: tx.StmtContext(ctx, s.insertMessage),
-		bump:   tx.StmtContext(ctx, s.bumpSeq),
-		find:   tx.StmtContext(ctx, s.findMessage),
-	}
-	results := make([]chat.AppendResult, len(drafts))
-	for i := range drafts {
-		if err := a.appendOne(&drafts[i], &results[i]); err != nil {
-			return nil, chat.Unavailable(op, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	return results, nil
-}
-
-// appender holds one AppendMessages transaction's statements.
-type appender struct {
-	ctx                context.Context
-	insert, bump, find *sql.Stmt
-}
-
-// appendOne stores d and fills r. It returns an error only when the
-// transaction cannot go on; an error of d alone goes into r.Err.
-func (a *appender) appendOne(d *chat.Draft, r *chat.AppendResult) error {
-	const op = "sqlite.AppendMessages"
-	sentAt := ms(d.SentAt)
-	clientID := sql.NullString{String: d.ClientID, Valid: d.ClientID != ""}
-	var seq int64
-	err := a.insert.QueryRowContext(a.ctx, int64(d.ID), int64(d.Sender), clientID, d.Text, sentAt, int64(d.Conv)).Scan(&seq)
-	switch {
-	case err == nil:
-		if _, err := a.bump.ExecContext(a.ctx, seq, sentAt, int64(d.Conv)); err != nil {
-			return err
-		}
-		r.Message = chat.Message{ID: d.ID, Conv: d.Conv, Seq: seq, Sender: d.Sender, ClientID: d.ClientID, Text: d.Text, SentAt: fromMS(sentAt)}
-		return nil
-	case errors.Is(err, sql.ErrNoRows):
-		return a.findDuplicate(d, clientID, r)
-	case resultCode(err) == violatesForeignKey: // the sender; a missing conversation inserts no row
-		r.Err = newError(op, chat.CodeNotFound, "the sender is not a user")
-		return nil
-	case resultCode(err) == violatesPrimaryKey:
-		r.Err = newError(op, chat.CodeConflict, "the message id is already used")
-		return nil
-	default:
-		return err
-	}
-}
-
-// findDuplicate fills r for a draft that inserted no row: with the stored
-// message if it is a retry, else with CodeNotFound for its conversation.
-func (a *appender) findDuplicate(d *chat.Draft, clientID sql.NullString, r *chat.AppendResult) error {
+// scanMessage scans messageColumns; Reactions are loaded separately (see
+// loadReactions).
+func scanMessage(row scanner) (chat.Message, error) {
 	var m chat.Message
-	var sentAt int64
-	err := a.find.QueryRowContext(a.ctx, int64(d.Conv), int64(d.Sender), clientID).Scan(&m.ID, &m.Seq, &m.Text, &sentAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		r.Err = newError("sqlite.AppendMessages", chat.CodeNotFound, "conversation not found")
-		return nil
+	var clientID, mentions sql.NullString
+	var replyTo, edited, deleted sql.NullInt64
+	var sent int64
+	if err := row.Scan(&m.ID, &m.Conv, &m.Seq, &m.Sender, &clientID, &m.Text, &sent,
+		&replyTo, &mentions, &edited, &deleted, &m.Pos); err != nil {
+		return chat.Message{}, err
 	}
+	mentioned, err := parseIDs[chat.UserID](mentions.String)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("message %d: mentions: %w", m.ID, err)
+	}
+	m.ClientID, m.SentAt, m.ReplyTo, m.Mentions = clientID.String, fromMS(sent), chat.MessageID(replyTo.Int64), mentioned
+	m.EditedAt, m.DeletedAt = fromNullMS(edited), fromNullMS(deleted)
+	return m, nil
+}
+
+// newMessage is the message d becomes when stored with seq at pos.
+func newMessage(d *chat.Draft, seq, pos int64) chat.Message {
+	m := chat.Message{ID: d.ID, Conv: d.Conv, Seq: seq, Sender: d.Sender, ClientID: d.ClientID, Text: d.Text,
+		SentAt: fromMS(ms(d.SentAt)), ReplyTo: d.ReplyTo, Pos: pos}
+	if len(d.Mentions) > 0 {
+		m.Mentions = slices.Clone(d.Mentions)
+	}
+	return m
+}
+
+// mentionsValue is the stored form of mentions: a JSON array of ids, or
+// NULL for none.
+func mentionsValue(ids []chat.UserID) sql.NullString {
+	if len(ids) == 0 {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: idArray(ids), Valid: true}
+}
+
+// replyValue is the stored form of a reply_to: NULL for none.
+func replyValue(id chat.MessageID) sql.NullInt64 {
+	return sql.NullInt64{Int64: int64(id), Valid: id != 0}
+}
+
+// parseIDs parses what idArray formats; "" is no ids (nil).
+func parseIDs[ID ~int64](s string) ([]ID, error) {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if s == "" {
+		return nil, nil
+	}
+	out := make([]ID, 0, strings.Count(s, ",")+1)
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ID(n))
+	}
+	return out, nil
+}
+
+// loadReactions returns the reactions of the messages among msgs that are
+// not deleted, keyed by message id, with one query: per message ordered by
+// emoji, the users of an emoji in the order they reacted.
+func loadReactions(ctx context.Context, q querier, msgs []*chat.Message) (map[chat.MessageID][]chat.Reaction, error) {
+	ids := make([]chat.MessageID, 0, len(msgs))
+	for _, m := range msgs {
+		if m.DeletedAt.IsZero() {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT message_id, emoji, user_id FROM reactions
+		WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY message_id, emoji, pos`, idArray(ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[chat.MessageID][]chat.Reaction)
+	for rows.Next() {
+		var id chat.MessageID
+		var emoji string
+		var user chat.UserID
+		if err := rows.Scan(&id, &emoji, &user); err != nil {
+			return nil, err
+		}
+		rs := out[id]
+		if len(rs) == 0 || rs[len(rs)-1].Emoji != emoji {
+			rs = append(rs, chat.Reaction{Emoji: emoji})
+		}
+		rs[len(rs)-1].Users = append(rs[len(rs)-1].Users, user)
+		out[id] = rs
+	}
+	return out, rows.Err()
+}
+
+// attachReactions sets the Reactions of msgs (see loadReactions).
+func attachReactions(ctx context.Context, q querier, msgs ...*chat.Message) error {
+	reactions, err := loadReactions(ctx, q, msgs)
 	if err != nil {
 		return err
 	}
-	m.Conv, m.Sender, m.ClientID, m.SentAt = d.Conv, d.Sender, d.ClientID, fromMS(sentAt)
-	r.Message, r.Duplicate = m, true
+	for _, m := range msgs {
+		m.Reactions = reactions[m.ID]
+	}
 	return nil
+}
+
+// pointers returns pointers to the elements of msgs.
+func pointers(msgs []chat.Message) []*chat.Message {
+	out := make([]*chat.Message, len(msgs))
+	for i := range msgs {
+		out[i] = &msgs[i]
+	}
+	return out
+}
+
+// getMessage reads a message of conv with its reactions; sql.ErrNoRows if
+// conv has no such message.
+func getMessage(ctx context.Context, q querier, conv chat.ConversationID, id chat.MessageID) (chat.Message, error) {
+	m, err := scanMessage(q.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.id = ? AND m.conv_id = ?`,
+		int64(id), int64(conv)))
+	if err != nil {
+		return chat.Message{}, err
+	}
+	if err := attachReactions(ctx, q, &m); err != nil {
+		return chat.Message{}, err
+	}
+	return m, nil
+}
+
+// GetMessage implements chat.Store.
+func (s *Store) GetMessage(ctx context.Context, conv chat.ConversationID, id chat.MessageID) (chat.Message, error) {
+	const op = "sqlite.GetMessage"
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return chat.Message{}, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
+	m, err := getMessage(ctx, tx, conv, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Message{}, newError(op, chat.CodeNotFound, "message not found")
+	}
+	if err != nil {
+		return chat.Message{}, chat.Unavailable(op, err)
+	}
+	return m, nil
 }
 
 // ListMessages implements chat.Store: forward (q.Forward or q.After > 0)
 // pages ascend from seq After+1, backward pages descend from seq Before-1 or
 // the newest. Limit is clamped to [1, chat.MaxPageSize]; an unknown
-// conversation has no messages.
+// conversation has no messages. The page and its reactions are read in one
+// snapshot.
 func (s *Store) ListMessages(ctx context.Context, q chat.MessageQuery) ([]chat.Message, error) {
 	const op = "sqlite.ListMessages"
 	limit := min(max(q.Limit, 1), chat.MaxPageSize)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
 	var rows *sql.Rows
-	var err error
 	if q.Forward || q.After > 0 {
-		rows, err = s.r.QueryContext(ctx, `SELECT id, seq, sender_id, client_id, text, sent_at FROM messages
-			WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`, int64(q.Conv), q.After, limit)
+		rows, err = tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m
+			WHERE m.conv_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`, int64(q.Conv), q.After, limit)
 	} else {
 		before := q.Before
 		if before <= 0 {
 			before = math.MaxInt64
 		}
-		rows, err = s.r.QueryContext(ctx, `SELECT id, seq, sender_id, client_id, text, sent_at FROM messages
-			WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, int64(q.Conv), before, limit)
+		rows, err = tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m
+			WHERE m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`, int64(q.Conv), before, limit)
 	}
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
-	msgs, err := collect(rows, func(row scanner) (chat.Message, error) {
-		m := chat.Message{Conv: q.Conv}
-		var clientID sql.NullString
-		var sentAt int64
-		err := row.Scan(&m.ID, &m.Seq, &m.Sender, &clientID, &m.Text, &sentAt)
-		m.ClientID, m.SentAt = clientID.String, fromMS(sentAt)
-		return m, err
-	})
+	msgs, err := collect(rows, scanMessage)
 	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	if err := attachReactions(ctx, tx, pointers(msgs)...); err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
 	return msgs, nil

@@ -21,7 +21,7 @@ var _ chat.Store = (*Store)(nil)
 type Options struct {
 	ReadConns   int              // connections in the read pool; zero means 4
 	BusyTimeout time.Duration    // how long to wait for a lock another process holds; zero means 5s
-	Now         func() time.Time // stamps applied migrations; nil means time.Now
+	Now         func() time.Time // stamps applied migrations and departed members; nil means time.Now
 }
 
 // Store is a chat.Store on one SQLite database file. It is safe for
@@ -36,7 +36,8 @@ type Store struct {
 	bumpSeq       *sql.Stmt
 	findMessage   *sql.Stmt
 
-	latest int64 // the newest migration's version, which Ping checks
+	latest int64            // the newest migration's version, which Ping checks
+	now    func() time.Time // Options.Now
 }
 
 // Open opens the database at path, creating the file if it is absent, and
@@ -69,7 +70,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 
-	s := &Store{w: w, latest: migrations[len(migrations)-1].version}
+	s := &Store{w: w, latest: migrations[len(migrations)-1].version, now: opts.Now}
 	// The writer goes first: its connection switches the file to WAL, which
 	// the readers then find already set.
 	if err := migrate(ctx, w, migrations, opts.Now); err != nil {
@@ -213,3 +214,9 @@ func fromNullMS(v sql.NullInt64) time.Time {
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}

@@ -119,7 +119,7 @@ func TestStore_Reopen(t *testing.T) {
 			t.Errorf("user created before reopen: %v", err)
 		}
 		applied := readMigrations(t, path)
-		if diff := cmp.Diff(map[int64]int64{1: first.UnixMilli()}, applied); diff != "" {
+		if diff := cmp.Diff(map[int64]int64{1: first.UnixMilli(), 2: first.UnixMilli()}, applied); diff != "" {
 			t.Errorf("schema_migrations (version -> applied_at) (-want +got):\n%s", diff)
 		}
 	})
@@ -147,6 +147,62 @@ func TestStore_AppendMessages(t *testing.T) {
 		}
 	})
 
+	t.Run("row-by-row path checks replies and assigns positions like the batch path", func(t *testing.T) {
+		s := openAt(t, filepath.Join(t.TempDir(), "natter.db"))
+		ids := chattest.NewIDs()
+		alice := chattest.MustCreateUser(t, s, ids, "alice")
+		bob := chattest.MustCreateUser(t, s, ids, "bob")
+		c := chattest.MustCreateGroup(t, s, ids, alice.ID, bob.ID)
+		other := chattest.MustCreateGroup(t, s, ids, alice.ID)
+		first := chattest.MustAppend(t, s, ids, c.ID, alice.ID, "first", chattest.At(0))
+		first, err := s.SetReaction(t.Context(), c.ID, first.ID, bob.ID, "👍", true)
+		if err != nil {
+			t.Fatalf("SetReaction: %v", err)
+		}
+		elsewhere := chattest.MustAppend(t, s, ids, other.ID, alice.ID, "elsewhere", chattest.At(0))
+		draft := func(sender chat.UserID, clientID string, replyTo chat.MessageID) chat.Draft {
+			id := chat.MessageID(ids.NextID())
+			return chat.Draft{ID: id, Conv: c.ID, Sender: sender, ClientID: clientID, Text: "hi", SentAt: chattest.At(0),
+				ReplyTo: replyTo, Mentions: []chat.UserID{bob.ID}}
+		}
+		unknownSender := draft(chat.UserID(ids.NextID()), "k0", 0) // sends the batch down the row-by-row path
+		reply := draft(alice.ID, "k1", first.ID)
+		replyToBatch := draft(bob.ID, "k2", reply.ID)
+		foreign := draft(bob.ID, "k3", elsewhere.ID)
+		retry := chat.Draft{ID: chat.MessageID(ids.NextID()), Conv: c.ID, Sender: alice.ID, ClientID: first.ClientID,
+			Text: "retry", SentAt: chattest.At(0), ReplyTo: elsewhere.ID}
+		before, err := s.Position(t.Context())
+		if err != nil {
+			t.Fatalf("Position: %v", err)
+		}
+		res, err := s.AppendMessages(t.Context(), []chat.Draft{unknownSender, reply, replyToBatch, foreign, retry})
+		if err != nil {
+			t.Fatalf("AppendMessages: %v", err)
+		}
+		for i, code := range []chat.Code{chat.CodeNotFound, "", "", chat.CodeInvalidArgument, ""} {
+			if got := chat.ErrorCode(res[i].Err); got != code {
+				t.Errorf("result %d: error %v (code %q), want code %q", i, res[i].Err, got, code)
+			}
+		}
+		if diff := cmp.Diff(chat.AppendResult{Message: first, Duplicate: true}, res[4]); diff != "" {
+			t.Errorf("retry result (-want +got):\n%s", diff)
+		}
+		if res[1].Message.Pos != before+1 || res[2].Message.Pos != before+2 || res[2].Message.ReplyTo != reply.ID {
+			t.Errorf("new messages %+v and %+v: want positions %d and %d, the second replying to the first",
+				res[1].Message, res[2].Message, before+1, before+2)
+		}
+		got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, Forward: true, Limit: 10})
+		if err != nil {
+			t.Fatalf("ListMessages: %v", err)
+		}
+		if diff := cmp.Diff([]chat.Message{first, res[1].Message, res[2].Message}, got); diff != "" {
+			t.Errorf("stored messages (-want +got):\n%s", diff)
+		}
+		if pos, err := s.Position(t.Context()); err != nil || pos != before+2 {
+			t.Errorf("Position = %d, %v; want %d", pos, err, before+2)
+		}
+	})
+
 	t.Run("failed transaction stores nothing", func(t *testing.T) {
 		s := openAt(t, filepath.Join(t.TempDir(), "natter.db"))
 		ids := chattest.NewIDs()
@@ -166,6 +222,40 @@ func TestStore_AppendMessages(t *testing.T) {
 		got, err := s.ListMessages(t.Context(), chat.MessageQuery{Conv: c.ID, Limit: 10})
 		if err != nil || len(got) != 0 {
 			t.Errorf("ListMessages = %v, %v; want no messages", got, err)
+		}
+	})
+}
+
+func TestStore_DeleteMessage(t *testing.T) {
+	t.Run("erases text, mentions and reactions from the file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "natter.db")
+		s := openAt(t, path)
+		ids := chattest.NewIDs()
+		alice := chattest.MustCreateUser(t, s, ids, "alice")
+		bob := chattest.MustCreateUser(t, s, ids, "bob")
+		c := chattest.MustCreateGroup(t, s, ids, alice.ID, bob.ID)
+		id := chat.MessageID(ids.NextID())
+		res, err := s.AppendMessages(t.Context(), []chat.Draft{{ID: id, Conv: c.ID, Sender: alice.ID, ClientID: "k1",
+			Text: "secret @bob", SentAt: chattest.At(0), Mentions: []chat.UserID{bob.ID}}})
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("AppendMessages: %v, %+v", err, res)
+		}
+		if _, err := s.SetReaction(t.Context(), c.ID, id, bob.ID, "👍", true); err != nil {
+			t.Fatalf("SetReaction: %v", err)
+		}
+		if _, err := s.DeleteMessage(t.Context(), c.ID, id, chattest.At(time.Hour)); err != nil {
+			t.Fatalf("DeleteMessage: %v", err)
+		}
+		var text string
+		var mentions sql.NullString
+		var reactions int
+		err = openRaw(t, path).QueryRowContext(t.Context(), `SELECT text, mentions, (SELECT count(*) FROM reactions)
+			FROM messages WHERE id = ?`, int64(id)).Scan(&text, &mentions, &reactions)
+		if err != nil {
+			t.Fatalf("reading the tombstone: %v", err)
+		}
+		if text != "" || mentions.Valid || reactions != 0 {
+			t.Errorf("stored tombstone has text %q, mentions %v and %d reactions; want none", text, mentions, reactions)
 		}
 	})
 }

@@ -3,7 +3,6 @@ package wsapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/core"
 	"github.com/natter-chat/natter/internal/protocol"
+	"golang.org/x/time/rate"
 )
 
 // conn is one client connection. Its frames are read and handled in order
@@ -24,10 +24,15 @@ type conn struct {
 	opened    time.Time
 	principal core.Principal
 	authed    atomic.Bool
-	pending   atomic.Int64 // frames queued, not yet written
-	inflight  atomic.Int64 // sends awaiting their ack
-	slow      atomic.Bool  // set once the queue overflowed
-	authTimer *time.Timer  // closes an unauthenticated connection; nil after the header auth
+	pending   atomic.Int64  // frames queued, not yet written
+	inflight  atomic.Int64  // sends awaiting their ack
+	slow      atomic.Bool   // set once the queue overflowed
+	authTimer *time.Timer   // closes an unauthenticated connection; nil after the header auth
+	frames    *rate.Limiter // frames per second this connection may send
+	statusLim *rate.Limiter // presence changes this connection may make
+	lastSeen  atomic.Int64  // unix nanos of the last frame or pong from the client
+	away      atomic.Bool   // the client said "away"
+	autoAway  atomic.Bool   // the server marked it away for missed heartbeats
 
 	mu         sync.Mutex // guards unregister
 	unregister func()
@@ -62,7 +67,57 @@ func (c *conn) start(ctx context.Context) error {
 	c.unregister = unregister
 	c.mu.Unlock()
 	c.Deliver(protocol.Encode(protocol.ReadyFrame{Type: protocol.TypeReady, User: c.principal.User.String(), Session: c.principal.Session.String()}))
+	c.touch()
+	if err := c.ws.svc.Connected(ctx, c.principal, c.id); err != nil {
+		c.ws.log.Warn("presence update failed", "user", c.principal.User, "err", err)
+	}
 	return nil
+}
+
+// touch records activity from the client; a connection marked away for
+// missed heartbeats comes back.
+func (c *conn) touch() {
+	c.lastSeen.Store(time.Now().UnixNano())
+	if c.autoAway.Load() && c.autoAway.CompareAndSwap(true, false) && !c.away.Load() {
+		c.reportStatus(chat.StatusOnline)
+	}
+}
+
+// heartbeat is called by the pinger: a connection silent for awayAfter
+// (its pongs missing) is reported away.
+func (c *conn) heartbeat(now time.Time, awayAfter time.Duration) {
+	if !c.authed.Load() || c.autoAway.Load() || c.away.Load() {
+		return
+	}
+	if now.Sub(time.Unix(0, c.lastSeen.Load())) > awayAfter && c.autoAway.CompareAndSwap(false, true) {
+		c.reportStatus(chat.StatusAway)
+	}
+}
+
+func (c *conn) reportStatus(st chat.Status) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.svc.SetStatus(ctx, c.principal, c.id, st); err != nil {
+		c.ws.log.Warn("presence update failed", "user", c.principal.User, "err", err)
+	}
+}
+
+// setStatus handles {"type":"presence","status":S}.
+func (c *conn) setStatus(f protocol.ClientFrame) {
+	if !c.statusLim.Allow() {
+		c.fail(f.Ref, &core.RetryError{Err: chat.Errorf(chat.CodeRateLimited, "presence changes too often"), After: time.Second})
+		return
+	}
+	st := chat.Status(f.Status)
+	if st != chat.StatusOnline && st != chat.StatusAway {
+		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, `status must be "online" or "away"`))
+		return
+	}
+	c.away.Store(st == chat.StatusAway)
+	c.reportStatus(st)
+	if len(f.Ref) > 0 {
+		c.Deliver(protocol.Encode(protocol.OKFrame{Type: protocol.TypeAck, Ref: f.Ref}))
+	}
 }
 
 // stop unregisters the connection; it is called once it has closed.
@@ -76,6 +131,11 @@ func (c *conn) stop() {
 	if c.unregister != nil {
 		c.unregister()
 		c.unregister = nil
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.ws.svc.Disconnected(ctx, c.principal, c.id); err != nil {
+			c.ws.log.Warn("presence update failed", "user", c.principal.User, "err", err)
+		}
 	}
 }
 
@@ -137,35 +197,26 @@ func (c *conn) handle(data []byte) {
 		return
 	}
 	_ = c.socket.SetReadDeadline(time.Now().Add(c.ws.opts.IdleTimeout))
-	switch f.Type {
-	case protocol.TypeSend:
-		c.send(f)
-	case protocol.TypeRead:
-		c.read(f)
-	case protocol.TypeSync:
-		c.sync(f)
-	case protocol.TypePing:
-		c.Deliver(protocol.Encode(protocol.PongFrame{Type: protocol.TypePong, Ref: f.Ref}))
-	case protocol.TypeAuth:
-		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, "already authenticated"))
-	default:
-		c.fail(f.Ref, chat.Errorf(chat.CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32)))
+	c.touch()
+	if !c.frames.Allow() {
+		c.fail(f.Ref, &core.RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many frames on this connection"), After: time.Second})
+		return
 	}
-}
-
-func frameLabel(t string) string {
-	switch t {
-	case protocol.TypeAuth, protocol.TypeSend, protocol.TypeRead, protocol.TypeSync, protocol.TypePing:
-		return t
+	if f.Type == protocol.TypeSend {
+		if c.inflight.Add(1) > c.ws.opts.MaxInflight {
+			c.inflight.Add(-1)
+			c.ws.met.Sends.WithLabelValues(string(chat.CodeRateLimited)).Inc()
+			c.fail(f.Ref, &core.RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many sends awaiting their ack on this connection"), After: time.Second})
+			return
+		}
+		c.ws.dispatch.handle(c.principal, f, func(frame []byte) { c.inflight.Add(-1); c.Deliver(frame) })
+		return
 	}
-	return "unknown"
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if f.Type == protocol.TypePresence {
+		c.setStatus(f)
+		return
 	}
-	return s
+	c.ws.dispatch.handle(c.principal, f, c.Deliver)
 }
 
 // authenticate handles the first frame of a connection that came without
@@ -208,93 +259,5 @@ func (c *conn) closeWith(code uint16, reason string) {
 
 // fail answers a frame with an error frame.
 func (c *conn) fail(ref []byte, err error) {
-	code := chat.ErrorCode(err)
-	if code == chat.CodeInternal {
-		c.ws.log.Error("ws request failed", "user", c.principal.User, "err", err)
-	}
-	c.ws.met.Errors.WithLabelValues(string(code)).Inc()
-	retry := 0
-	var re *core.RetryError
-	if errors.As(err, &re) {
-		retry = int((re.After + time.Second - 1) / time.Second)
-	}
-	c.Deliver(protocol.AppendErrorFrame(nil, ref, code, chat.ErrorMessage(err), retry))
-}
-
-func (c *conn) send(f protocol.ClientFrame) {
-	start := time.Now()
-	conv, err := chat.ParseID("conv", f.Conv)
-	if err != nil {
-		c.ws.met.Sends.WithLabelValues(string(chat.CodeInvalidArgument)).Inc()
-		c.fail(f.Ref, err)
-		return
-	}
-	if c.inflight.Add(1) > c.ws.opts.MaxInflight {
-		c.inflight.Add(-1)
-		c.ws.met.Sends.WithLabelValues(string(chat.CodeRateLimited)).Inc()
-		c.fail(f.Ref, &core.RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many sends awaiting their ack on this connection"), After: time.Second})
-		return
-	}
-	ref := f.Ref
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	c.ws.svc.SendAsync(ctx, c.principal, chat.ConversationID(conv), f.ClientID, f.Text, func(r core.SendResult, err error) {
-		cancel()
-		c.inflight.Add(-1)
-		if err != nil {
-			c.ws.met.Sends.WithLabelValues(string(chat.ErrorCode(err))).Inc()
-			c.fail(ref, err)
-			return
-		}
-		result := "ok"
-		if r.Duplicate {
-			result = "duplicate"
-		}
-		c.ws.met.Sends.WithLabelValues(result).Inc()
-		c.Deliver(protocol.AppendAckFrame(make([]byte, 0, 256+len(r.Message.Text)), ref, &r.Message, r.Duplicate))
-		c.ws.met.SendLatency.Observe(time.Since(start).Seconds())
-	})
-}
-
-func (c *conn) read(f protocol.ClientFrame) {
-	conv, err := chat.ParseID("conv", f.Conv)
-	if err != nil {
-		c.fail(f.Ref, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m, err := c.ws.svc.MarkRead(ctx, c.principal, chat.ConversationID(conv), f.Seq)
-	if err != nil {
-		c.fail(f.Ref, err)
-		return
-	}
-	c.Deliver(protocol.Encode(protocol.ReadAckFrame{Type: protocol.TypeAck, Ref: f.Ref, Conv: f.Conv, ReadSeq: m.ReadSeq}))
-}
-
-func (c *conn) sync(f protocol.ClientFrame) {
-	conv, err := chat.ParseID("conv", f.Conv)
-	if err != nil {
-		c.fail(f.Ref, err)
-		return
-	}
-	if f.After < 0 {
-		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, "after must not be negative"))
-		return
-	}
-	limit := f.Limit
-	if limit < 0 {
-		c.fail(f.Ref, chat.Errorf(chat.CodeInvalidArgument, "limit must not be negative"))
-		return
-	}
-	if limit == 0 {
-		limit = core.MaxHistoryLimit
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	msgs, more, err := c.ws.svc.History(ctx, c.principal, chat.MessageQuery{Conv: chat.ConversationID(conv), After: f.After, Forward: true, Limit: limit})
-	if err != nil {
-		c.fail(f.Ref, err)
-		return
-	}
-	c.Deliver(protocol.Encode(protocol.MessagesFrame{Type: protocol.TypeMessages, Ref: f.Ref, Conv: f.Conv, Messages: protocol.FromMessages(msgs), HasMore: more}))
+	c.Deliver(c.ws.dispatch.errorFrame(c.principal, ref, err))
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
+
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/core"
 	"github.com/natter-chat/natter/internal/hub"
@@ -23,6 +25,11 @@ import (
 )
 
 // Options configures the endpoint. Zero values are documented per field.
+// Event streams (the fallback transport) use QueueFrames, MaxInflight,
+// FrameRate and StatusRate as WebSockets do, MaxFrameBytes for posted
+// frames, PingInterval for their heartbeat comment and WriteTimeout; they
+// have no AuthTimeout, IdleTimeout or AwayAfter, since their clients
+// authenticate by header and cannot answer pings.
 type Options struct {
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
 	// may connect, besides the server's own origin. "*" allows any.
@@ -34,6 +41,9 @@ type Options struct {
 	IdleTimeout    time.Duration // a connection that sends nothing (not even a pong) this long is dropped; zero means 60s
 	PingInterval   time.Duration // how often the server pings every connection; zero means 20s
 	WriteTimeout   time.Duration // a single frame write; zero means 10s
+	AwayAfter      time.Duration // a connection silent this long (missed pongs) is reported away; zero means 45s
+	FrameRate      float64       // frames per second a connection may send (burst: twice as many); zero means 200
+	StatusRate     float64       // presence changes per second a connection may make (burst 5); zero means 1
 	Logger         *slog.Logger  // nil means discard
 }
 
@@ -59,6 +69,15 @@ func (o *Options) fill() {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
+	if o.AwayAfter == 0 {
+		o.AwayAfter = 45 * time.Second
+	}
+	if o.FrameRate == 0 {
+		o.FrameRate = 200
+	}
+	if o.StatusRate == 0 {
+		o.StatusRate = 1
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -72,16 +91,24 @@ type Handler struct {
 	opts     Options
 	log      *slog.Logger
 	upgrader *gws.Upgrader
+	dispatch *dispatcher
 	draining atomic.Bool
 
-	mu    sync.Mutex
-	conns map[*conn]struct{} // every open connection, authenticated or not
+	mu      sync.Mutex
+	conns   map[*conn]struct{} // every open connection, authenticated or not
+	streams map[int64]*stream  // every open event stream (the fallback transport), by id
+
+	limMu     sync.Mutex
+	userLimit map[chat.UserID]*rate.Limiter // frames posted without a stream, per user
+	sweepAt   int                           // userLimit is swept of idle limiters when it reaches this size
 }
 
 // New returns the endpoint.
 func New(svc *core.Service, h *hub.Hub, met *metrics.Metrics, opts Options) *Handler {
 	opts.fill()
-	ws := &Handler{svc: svc, hub: h, met: met, opts: opts, log: opts.Logger, conns: make(map[*conn]struct{})}
+	ws := &Handler{svc: svc, hub: h, met: met, opts: opts, log: opts.Logger, conns: make(map[*conn]struct{}),
+		streams: make(map[int64]*stream), userLimit: make(map[chat.UserID]*rate.Limiter), sweepAt: minSweep,
+		dispatch: &dispatcher{svc: svc, met: met, log: opts.Logger}}
 	ws.upgrader = gws.NewUpgrader(ws, &gws.ServerOption{
 		ReadBufferSize:     1024,
 		ReadMaxPayloadSize: opts.MaxFrameBytes,
@@ -106,20 +133,12 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusForbidden, chat.CodeForbidden, "origin not allowed")
 		return
 	}
-	c := &conn{ws: ws, opened: time.Now(), id: rand.Int64N(1<<62) + 1}
-	if h := r.Header.Get("Authorization"); h != "" {
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		p, err := ws.svc.Authenticate(r.Context(), token)
-		if !ok || err != nil {
-			code := chat.ErrorCode(err)
-			switch {
-			case ok && code == chat.CodeUnavailable:
-				writeHTTPError(w, http.StatusServiceUnavailable, code, "the service is temporarily unavailable; retry")
-				return
-			case !ok || code == chat.CodeInternal:
-				code = chat.CodeUnauthenticated
-			}
-			writeHTTPError(w, http.StatusUnauthorized, code, "a valid access token is required")
+	c := &conn{ws: ws, opened: time.Now(), id: rand.Int64N(1<<62) + 1,
+		frames:    rate.NewLimiter(rate.Limit(ws.opts.FrameRate), int(2*ws.opts.FrameRate)),
+		statusLim: rate.NewLimiter(rate.Limit(ws.opts.StatusRate), 5)}
+	if r.Header.Get("Authorization") != "" {
+		p, ok := ws.authorize(w, r)
+		if !ok {
 			return
 		}
 		p.Conn = c.id
@@ -153,6 +172,27 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go socket.ReadLoop() // returns when the connection closes; gws owns it
 }
 
+// authorize checks the request's Authorization header. When it is not a
+// valid bearer token it answers 401 (or 503 when the store is down) and
+// returns false.
+func (ws *Handler) authorize(w http.ResponseWriter, r *http.Request) (core.Principal, bool) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	p, err := ws.svc.Authenticate(r.Context(), token)
+	if ok && err == nil {
+		return p, true
+	}
+	code := chat.ErrorCode(err)
+	switch {
+	case ok && code == chat.CodeUnavailable:
+		writeHTTPError(w, http.StatusServiceUnavailable, code, "the service is temporarily unavailable; retry")
+		return core.Principal{}, false
+	case !ok || code == chat.CodeInternal:
+		code = chat.CodeUnauthenticated
+	}
+	writeHTTPError(w, http.StatusUnauthorized, code, "a valid access token is required")
+	return core.Principal{}, false
+}
+
 func (ws *Handler) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -180,11 +220,11 @@ func (ws *Handler) track(c *conn, add bool) {
 	}
 }
 
-// Conns returns the number of open connections.
+// Conns returns the number of open connections, event streams included.
 func (ws *Handler) Conns() int {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return len(ws.conns)
+	return len(ws.conns) + len(ws.streams)
 }
 
 // Run pings every connection each PingInterval until ctx is done. One
@@ -197,30 +237,35 @@ func (ws *Handler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			ws.mu.Lock()
+			conns := make([]*conn, 0, len(ws.conns))
 			for c := range ws.conns {
 				if c.authed.Load() {
 					c.socket.WriteAsync(gws.OpcodePing, nil, nil)
+					conns = append(conns, c)
 				}
 			}
 			ws.mu.Unlock()
+			for _, c := range conns {
+				c.heartbeat(now, ws.opts.AwayAfter)
+			}
 		}
 	}
 }
 
 // Drain refuses new connections, tells every client to reconnect after a
 // random delay below jitter (so they do not all come back at once), closes
-// them with 1001, and waits until they are gone or ctx is done.
+// them (WebSockets with 1001; event streams end after the reconnect
+// frame), and waits until they are gone or ctx is done.
 func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 	ws.draining.Store(true)
 	ws.mu.Lock()
+	for _, st := range ws.streams {
+		st.end(reconnectFrame(jitter))
+	}
 	for c := range ws.conns {
-		after := int64(0)
-		if jitter > 0 {
-			after = rand.Int64N(int64(jitter / time.Millisecond))
-		}
-		frame := protocol.Encode(protocol.ReconnectFrame{Type: protocol.TypeReconnect, AfterMS: after})
+		frame := reconnectFrame(jitter)
 		s := c.socket
 		s.Async(func() {
 			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
@@ -236,11 +281,24 @@ func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 			for c := range ws.conns {
 				_ = c.socket.NetConn().Close()
 			}
+			for _, st := range ws.streams {
+				st.cancel()
+			}
 			ws.mu.Unlock()
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// reconnectFrame tells a client to reconnect after a random delay below
+// jitter.
+func reconnectFrame(jitter time.Duration) []byte {
+	after := int64(0)
+	if jitter >= time.Millisecond {
+		after = rand.Int64N(int64(jitter / time.Millisecond))
+	}
+	return protocol.Encode(protocol.ReconnectFrame{Type: protocol.TypeReconnect, AfterMS: after})
 }
 
 // OnOpen implements gws.Event.
@@ -268,6 +326,7 @@ func (ws *Handler) OnPong(socket *gws.Conn, _ []byte) { ws.touch(socket) }
 func (ws *Handler) touch(socket *gws.Conn) {
 	if c := connOf(socket); c != nil && c.authed.Load() {
 		_ = socket.SetReadDeadline(time.Now().Add(ws.opts.IdleTimeout))
+		c.touch()
 	}
 }
 
