@@ -263,3 +263,56 @@ func TestTyping_ThrottledAndNeverStored(t *testing.T) {
 		t.Fatalf("typing left a trace in history: %+v", page)
 	}
 }
+
+func TestConversationEvents_ReachEveryAffectedDevice(t *testing.T) {
+	n := startNode(t, "")
+	alice, _ := n.user(t, "alice")
+	bob, bobID := n.user(t, "bob")
+	carol, carolID := n.user(t, "carol")
+	_, aliceIn := connect(t, alice)
+	_, bobIn := connect(t, bob)
+	_, carolIn := connect(t, carol)
+
+	conv, err := alice.CreateGroup(ctxT(t), "first", []string{bobID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, bobIn, client.TypeConversation, 1, func(f client.ServerFrame) bool { return f.Conversation.ID == conv.ID })
+	if _, err := alice.Rename(ctxT(t), conv.ID, "second"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Rename(ctxT(t), conv.ID, "mine"); client.ErrorCode(err) != "forbidden" {
+		t.Fatalf("a plain member renaming: %v, want forbidden", err)
+	}
+	waitFrames(t, bobIn, client.TypeConversationUpdated, 1, func(f client.ServerFrame) bool { return f.Conversation.Title == "second" })
+	if _, err := alice.AddMembers(ctxT(t), conv.ID, []string{carolID}); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, carolIn, client.TypeConversation, 1, func(f client.ServerFrame) bool { return f.Conversation.ID == conv.ID })
+	waitFrames(t, bobIn, client.TypeMemberAdded, 1, func(f client.ServerFrame) bool { return slices.Contains(f.Users, carolID) })
+	if _, err := alice.SetRole(ctxT(t), conv.ID, bobID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, carolIn, client.TypeRoleChanged, 1, func(f client.ServerFrame) bool { return f.User == bobID && f.Role == "admin" })
+	if err := carol.RemoveMember(ctxT(t), conv.ID, carolID); err != nil { // carol leaves
+		t.Fatal(err)
+	}
+	for _, in := range []*inbox{aliceIn, bobIn, carolIn} {
+		waitFrames(t, in, client.TypeMemberGone, 1, func(f client.ServerFrame) bool { return slices.Contains(f.Users, carolID) })
+	}
+	// After leaving, carol hears nothing more of the group.
+	if _, err := alice.Rename(ctxT(t), conv.ID, "third"); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, bobIn, client.TypeConversationUpdated, 1, func(f client.ServerFrame) bool { return f.Conversation.Title == "third" })
+	direct, _ := alice.CreateDirect(ctxT(t), carolID)
+	if _, err := alice.Send(ctxT(t), direct.ID, "sentinel", "sentinel"); err != nil {
+		t.Fatal(err)
+	}
+	carolIn.waitFor(t, "the sentinel", func(ms []client.Message) bool { return len(ms) > 0 })
+	for _, f := range framesOf(carolIn, client.TypeConversationUpdated) {
+		if f.Conversation.Title == "third" {
+			t.Fatal("carol heard a rename after she left")
+		}
+	}
+}

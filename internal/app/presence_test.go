@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ func TestPresence_TwoUsersWithSeveralDevices(t *testing.T) {
 	laptop, _ := connect(t, bob)
 	waitFrames(t, aliceIn, client.TypePresence, 1, func(f client.ServerFrame) bool { return f.User == bobID && f.Status == "online" })
 	presenceOf(t, alice, bobID, "online")
+	if status, body := rawRequest(t, "GET", n.URL+"/v1/users/"+bobID+"/presence", alice.Tokens().AccessToken, ""); status != 200 || !strings.Contains(body, `"status":"online"`) {
+		t.Fatalf("GET /v1/users/{id}/presence: %d %s", status, body)
+	}
 
 	// One device away, the other online: online. Both away: away.
 	if err := phone.SetStatus(ctxT(t), "away"); err != nil {

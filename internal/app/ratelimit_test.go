@@ -65,6 +65,21 @@ func TestRateLimits_RefuseWithRetryAfterAndNeverLoseWhatWasAcked(t *testing.T) {
 		t.Fatal("80 rapid frames at 25/s (burst 50) were never limited")
 	}
 
+	// Presence changes per connection (1/s, burst 5), on a fresh
+	// connection whose frame budget (burst 50) is not the limit.
+	fresh, _ := connect(t, alice)
+	statusLimited := 0
+	for i := range 12 {
+		if err := fresh.SetStatus(ctxT(t), []string{"away", "online"}[i%2]); client.ErrorCode(err) == "rate_limited" {
+			statusLimited++
+		} else if err != nil && client.ErrorCode(err) != "rate_limited" {
+			t.Fatal(err)
+		}
+	}
+	if statusLimited == 0 {
+		t.Fatal("12 rapid presence changes were never limited")
+	}
+
 	// REST requests per user: 429 with Retry-After.
 	limitedREST := 0
 	for range 60 {

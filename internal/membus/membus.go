@@ -1,11 +1,12 @@
 // Package membus is chat.Bus and chat.Presence in process memory, for
 // embedded mode: one node, no network.
 //
-// Each subscription has a bounded queue drained by its own goroutine, so
-// Publish never blocks. When a subscriber's queue is full the event is
-// dropped for that subscriber and counted (Dropped); clients then notice
-// the seq gap and catch up from the store, as the Bus contract allows.
-// Events are delivered to each subscriber in publish order.
+// Each subscription has a bounded queue drained by its own goroutine.
+// Delivery is lossless and in publish order: when a subscriber's queue is
+// full, Publish waits for room (the hub's handler never blocks, so this is
+// brief backpressure on the writer) or for ctx, and only then drops the
+// event and counts it (Dropped). Lossless delivery lets a client treat the
+// highest change position it has received live as its sync cursor.
 package membus
 
 import (
@@ -42,15 +43,21 @@ func New(queueSize int) *Bus {
 	return &Bus{queueSize: queueSize, subs: make(map[*sub]struct{})}
 }
 
-// Publish hands e to every subscription without waiting.
-func (b *Bus) Publish(_ context.Context, e chat.Event) error {
+// Publish hands e to every subscription, waiting while a queue is full
+// until ctx is done (then the event is dropped for that subscriber).
+func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for s := range b.subs {
 		select {
 		case s.ch <- e:
 		default:
-			b.dropped.Add(1)
+			select {
+			case s.ch <- e:
+			case <-s.stop:
+			case <-ctx.Done():
+				b.dropped.Add(1)
+			}
 		}
 	}
 	return nil

@@ -38,19 +38,45 @@ func TestBus_DeliversInOrderToEverySubscriber(t *testing.T) {
 	}
 }
 
-func TestBus_FullSubscriberDropsInsteadOfBlocking(t *testing.T) {
+func TestBus_FullSubscriberWaitsThenDropsOnlyWhenThePublisherGivesUp(t *testing.T) {
 	b := New(4)
 	release := make(chan struct{})
-	cancel, err := b.Subscribe(context.Background(), func(chat.Event) { <-release })
+	got := make(chan chat.Event, 100)
+	cancel, err := b.Subscribe(context.Background(), func(e chat.Event) { <-release; got <- e })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { close(release); cancel() }()
-	for range 100 { // must return although the handler is stuck
-		_ = b.Publish(context.Background(), chat.Event{})
+	defer cancel()
+	// A publisher whose context ends gives up on the stuck subscriber.
+	ctx, stop := context.WithCancel(context.Background())
+	stop()
+	for range 10 {
+		_ = b.Publish(ctx, chat.Event{})
 	}
 	if b.Dropped() == 0 {
-		t.Fatal("expected drops for a stuck subscriber")
+		t.Fatal("a publisher with a done context waited for a stuck subscriber")
+	}
+	// A patient publisher loses nothing once the subscriber moves again.
+	close(release)
+	for len(got) > 0 {
+		<-got
+	}
+	before := b.Dropped()
+	for i := int64(1); i <= 50; i++ {
+		_ = b.Publish(context.Background(), chat.Event{Pos: i})
+	}
+	for i := int64(1); i <= 50; {
+		e := <-got
+		if e.Pos == 0 {
+			continue // left over from the first part
+		}
+		if e.Pos != i {
+			t.Fatalf("got event %d, want %d", e.Pos, i)
+		}
+		i++
+	}
+	if b.Dropped() != before {
+		t.Fatal("a patient publisher's events were dropped")
 	}
 }
 
