@@ -162,3 +162,18 @@ func (c *Conn) Changes(ctx context.Context, cursor int64, limit int) (ChangesRes
 	}
 	return ChangesResponse{Changes: r.Changes, Cursor: r.Cursor, HasMore: r.HasMore}, nil
 }
+
+// SearchUsers finds users by username prefix (GET /v1/users?q=), a page
+// at a time: pass the previous answer's Next as after.
+func (c *Client) SearchUsers(ctx context.Context, prefix, after string, limit int) (protocol.UsersResponse, error) {
+	v := url.Values{"q": {prefix}}
+	if after != "" {
+		v.Set("after", after)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	var r protocol.UsersResponse
+	err := c.do(ctx, http.MethodGet, "/v1/users", v, nil, &r)
+	return r, err
+}

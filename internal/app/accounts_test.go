@@ -328,3 +328,35 @@ func TestAccounts_LoginThrottle(t *testing.T) {
 		<-time.After(100 * time.Millisecond) // poll interval
 	}
 }
+
+func TestUsers_SearchByPrefixPaged(t *testing.T) {
+	n := startNode(t, "")
+	alice, _ := n.user(t, "zed")
+	for _, name := range []string{"marta", "martin", "marty", "maria"} {
+		c := client.New(n.URL, client.Options{})
+		if _, err := c.Register(ctxT(t), name, "a long enough passphrase"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := alice.SearchUsers(ctxT(t), "MART", "", 2)
+	if err != nil || len(first.Users) != 2 || first.Users[0].Username != "marta" || first.Next != "martin" {
+		t.Fatalf("first page: %+v, %v", first, err)
+	}
+	second, err := alice.SearchUsers(ctxT(t), "mart", first.Next, 2)
+	if err != nil || len(second.Users) != 1 || second.Users[0].Username != "marty" || second.Next != "" {
+		t.Fatalf("second page: %+v, %v", second, err)
+	}
+	if _, err := alice.SearchUsers(ctxT(t), "", "", 0); client.ErrorCode(err) != "invalid_argument" {
+		t.Fatalf("empty query: %v", err)
+	}
+	if status, _ := rawRequest(t, "GET", n.URL+"/v1/users?q=mar", "", ""); status != 401 {
+		t.Fatalf("search without a token: %d, want 401", status)
+	}
+	u, err := alice.Me(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := rawRequest(t, "GET", n.URL+"/v1/users/"+u.ID, alice.Tokens().AccessToken, ""); status != 200 || !strings.Contains(body, `"username":"`+u.Username+`"`) {
+		t.Fatalf("GET /v1/users/{id}: %d %s", status, body)
+	}
+}

@@ -24,6 +24,10 @@ type Store interface {
 	GetUserByUsername(ctx context.Context, username string) (User, string, error)
 	// ListUsers returns the users among ids that exist, in any order.
 	ListUsers(ctx context.Context, ids []UserID) ([]User, error)
+	// SearchUsers returns up to limit users whose username starts with
+	// prefix (already lower-cased), ordered by username, after the username
+	// after ("" for the first page).
+	SearchUsers(ctx context.Context, prefix, after string, limit int) ([]User, error)
 
 	// CreateSession stores a new session whose current refresh token hashes
 	// to refreshHash.

@@ -23,7 +23,7 @@ func TestStore(t *testing.T, open func(t testing.TB) chat.Store) {
 		}
 	}}}}
 	groups := [][]storeMethod{userTests(), sessionTests(), conversationTests(), memberTests(), messageTests(),
-		actionTests(), changeTests(), {ping}}
+		actionTests(), changeTests(), {searchTests(), ping}}
 	for _, group := range groups {
 		for _, m := range group {
 			t.Run(m.method, func(t *testing.T) {

@@ -63,6 +63,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "DELETE /v1/sessions/current", true, a.logout)
 	a.handle(mux, "DELETE /v1/sessions/{id}", true, a.revokeSession)
 	a.handle(mux, "GET /v1/users/me", true, a.me)
+	a.handle(mux, "GET /v1/users", true, a.searchUsers)
+	a.handle(mux, "GET /v1/users/{id}", true, a.getUser)
 	a.handle(mux, "POST /v1/conversations", true, a.createConversation)
 	a.handle(mux, "GET /v1/conversations", true, a.listConversations)
 	a.handle(mux, "GET /v1/conversations/{id}", true, a.getConversation)

@@ -221,6 +221,13 @@ type SessionsResponse struct {
 	Sessions []Session `json:"sessions"`
 }
 
+// UsersResponse answers GET /v1/users?q=: a page of users; Next, when
+// set, is the after= value of the next page.
+type UsersResponse struct {
+	Users []User `json:"users"`
+	Next  string `json:"next,omitempty"`
+}
+
 // UserResponse wraps one user.
 type UserResponse struct {
 	User User `json:"user"`

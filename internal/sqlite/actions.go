@@ -39,7 +39,7 @@ func (s *Store) EditMessage(ctx context.Context, conv chat.ConversationID, id ch
 	if deleted {
 		return chat.Message{}, newError(op, chat.CodeConflict, "the message is deleted")
 	}
-	pos, err := nextPos(ctx, tx)
+	pos, err := s.nextPos(ctx, tx)
 	if err != nil {
 		return chat.Message{}, chat.Unavailable(op, err)
 	}
@@ -79,7 +79,7 @@ func (s *Store) DeleteMessage(ctx context.Context, conv chat.ConversationID, id 
 	if !m.DeletedAt.IsZero() {
 		return m, nil
 	}
-	pos, err := nextPos(ctx, tx)
+	pos, err := s.nextPos(ctx, tx)
 	if err != nil {
 		return chat.Message{}, chat.Unavailable(op, err)
 	}
@@ -115,7 +115,7 @@ func (s *Store) SetReaction(ctx context.Context, conv chat.ConversationID, id ch
 	if deleted {
 		return chat.Message{}, newError(op, chat.CodeConflict, "the message is deleted")
 	}
-	pos, err := readCounter(ctx, tx)
+	pos, err := s.readCounter(ctx, tx)
 	if err != nil {
 		return chat.Message{}, chat.Unavailable(op, err)
 	}
@@ -138,7 +138,7 @@ func (s *Store) SetReaction(ctx context.Context, conv chat.ConversationID, id ch
 		if _, err := tx.ExecContext(ctx, `UPDATE messages SET pos = ? WHERE id = ?`, pos.take(), int64(id)); err != nil {
 			return chat.Message{}, chat.Unavailable(op, err)
 		}
-		if err := pos.save(ctx, tx); err != nil {
+		if err := pos.save(ctx); err != nil {
 			return chat.Message{}, chat.Unavailable(op, err)
 		}
 	}
@@ -172,7 +172,7 @@ func (s *Store) UpdateTitle(ctx context.Context, conv chat.ConversationID, title
 	if c.Title == title {
 		return c, nil
 	}
-	pos, err := nextPos(ctx, tx)
+	pos, err := s.nextPos(ctx, tx)
 	if err != nil {
 		return chat.Conversation{}, chat.Unavailable(op, err)
 	}

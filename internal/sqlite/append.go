@@ -35,6 +35,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.insertMessage, insertMessageSQL},
 		{&s.bumpSeq, bumpSeqSQL},
 		{&s.findMessage, findMessageSQL},
+		{&s.readPos, readPosSQL},
+		{&s.savePos, savePosSQL},
+		{&s.takePos, takePosSQL},
 	} {
 		st, err := s.w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -78,7 +81,11 @@ func (s *Store) appendFast(ctx context.Context, drafts []chat.Draft) ([]chat.App
 		return nil, err
 	}
 	defer tx.Rollback()
-	results, err := appendBatch(ctx, tx, drafts)
+	pos, err := s.readCounter(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	results, err := appendBatch(ctx, tx, pos, drafts)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +104,7 @@ func (s *Store) appendRowByRow(ctx context.Context, drafts []chat.Draft) ([]chat
 		return nil, chat.Unavailable(op, err)
 	}
 	defer tx.Rollback()
-	pos, err := readCounter(ctx, tx)
+	pos, err := s.readCounter(ctx, tx)
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
@@ -115,7 +122,7 @@ func (s *Store) appendRowByRow(ctx context.Context, drafts []chat.Draft) ([]chat
 			return nil, chat.Unavailable(op, err)
 		}
 	}
-	if err := pos.save(ctx, tx); err != nil {
+	if err := pos.save(ctx); err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
 	if err := tx.Commit(); err != nil {

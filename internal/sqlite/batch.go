@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/natter-chat/natter/internal/chat"
@@ -26,7 +27,7 @@ const maxRows = 200
 // write transaction, under SQLite's single writer, so each seq is exactly
 // the previous last_seq + 1 of its conversation, and each position the
 // previous one + 1, as in the row-by-row path.
-func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.AppendResult, error) {
+func appendBatch(ctx context.Context, tx *sql.Tx, pos *counter, drafts []chat.Draft) ([]chat.AppendResult, error) {
 	const op = "sqlite.AppendMessages"
 	lastSeq, err := lastSeqs(ctx, tx, drafts)
 	if err != nil {
@@ -37,10 +38,6 @@ func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.A
 		return nil, err
 	}
 	replyConv, err := replyTargets(ctx, tx, drafts)
-	if err != nil {
-		return nil, err
-	}
-	pos, err := readCounter(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +85,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) ([]chat.A
 	if err := advanceSeqs(ctx, tx, results, fresh); err != nil {
 		return nil, err
 	}
-	if err := pos.save(ctx, tx); err != nil {
+	if err := pos.save(ctx); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -202,19 +199,32 @@ func replyTargets(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[cha
 	return out, rows.Err()
 }
 
+// insertRows inserts the fresh messages, maxRows a statement. A chunk in
+// which no message replies or mentions anyone leaves those columns out
+// (NULL): the statement is parsed anew for every batch, and a shorter one
+// parses faster.
 func insertRows(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fresh []int) error {
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), maxRows)]
 		fresh = fresh[len(chunk):]
-		args := make([]any, 0, 10*len(chunk))
+		plain := !slices.ContainsFunc(chunk, func(i int) bool {
+			m := &results[i].Message
+			return m.ReplyTo != 0 || len(m.Mentions) > 0
+		})
+		columns, width := `id, conv_id, seq, sender_id, client_id, text, sent_at, pos, reply_to, mentions`, 10
+		if plain {
+			columns, width = `id, conv_id, seq, sender_id, client_id, text, sent_at, pos`, 8
+		}
+		args := make([]any, 0, width*len(chunk))
 		for _, i := range chunk {
 			m := &results[i].Message
 			clientID := sql.NullString{String: m.ClientID, Valid: m.ClientID != ""}
-			args = append(args, int64(m.ID), int64(m.Conv), m.Seq, int64(m.Sender), clientID, m.Text, ms(m.SentAt),
-				replyValue(m.ReplyTo), mentionsValue(m.Mentions), m.Pos)
+			args = append(args, int64(m.ID), int64(m.Conv), m.Seq, int64(m.Sender), clientID, m.Text, ms(m.SentAt), m.Pos)
+			if !plain {
+				args = append(args, replyValue(m.ReplyTo), mentionsValue(m.Mentions))
+			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO messages (id, conv_id, seq, sender_id, client_id, text, sent_at, reply_to, mentions, pos) VALUES `+
-			placeholders(len(chunk), 10), args...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO messages (`+columns+`) VALUES `+placeholders(len(chunk), width), args...)
 		if code := resultCode(err); code == violatesForeignKey || code == violatesPrimaryKey {
 			return errSlowPath
 		}

@@ -55,7 +55,7 @@ func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation, mem
 		return chat.Conversation{}, false, chat.Unavailable(op, err)
 	}
 	defer tx.Rollback()
-	pos, err := readCounter(ctx, tx)
+	pos, err := s.readCounter(ctx, tx)
 	if err != nil {
 		return chat.Conversation{}, false, chat.Unavailable(op, err)
 	}
@@ -79,7 +79,7 @@ func (s *Store) CreateConversation(ctx context.Context, c chat.Conversation, mem
 	if _, err := insertMembers(ctx, tx, op, pos, c.ID, members); err != nil {
 		return chat.Conversation{}, false, err
 	}
-	if err := pos.save(ctx, tx); err != nil {
+	if err := pos.save(ctx); err != nil {
 		return chat.Conversation{}, false, chat.Unavailable(op, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -101,7 +101,7 @@ func (s *Store) AddMembers(ctx context.Context, conv chat.ConversationID, member
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
-	pos, err := readCounter(ctx, tx)
+	pos, err := s.readCounter(ctx, tx)
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) AddMembers(ctx context.Context, conv chat.ConversationID, member
 			return nil, chat.Unavailable(op, err)
 		}
 	}
-	if err := pos.save(ctx, tx); err != nil {
+	if err := pos.save(ctx); err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -148,7 +148,7 @@ func (s *Store) RemoveMember(ctx context.Context, conv chat.ConversationID, user
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
-	pos, err := readCounter(ctx, tx)
+	pos, err := s.readCounter(ctx, tx)
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
@@ -173,7 +173,7 @@ func (s *Store) RemoveMember(ctx context.Context, conv chat.ConversationID, user
 	if len(promoted) > 0 {
 		pos.take() // the statement promotes at most one member
 	}
-	if err := pos.save(ctx, tx); err != nil {
+	if err := pos.save(ctx); err != nil {
 		return nil, chat.Unavailable(op, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -203,7 +203,7 @@ func (s *Store) UpdateMemberRole(ctx context.Context, conv chat.ConversationID, 
 	if m.Role == role {
 		return m, nil
 	}
-	pos, err := nextPos(ctx, tx)
+	pos, err := s.nextPos(ctx, tx)
 	if err != nil {
 		return chat.Member{}, chat.Unavailable(op, err)
 	}
@@ -273,7 +273,7 @@ func (s *Store) raiseWatermark(ctx context.Context, op string, column watermark,
 	if target == *field {
 		return m, nil
 	}
-	pos, err := nextPos(ctx, tx)
+	pos, err := s.nextPos(ctx, tx)
 	if err != nil {
 		return chat.Member{}, chat.Unavailable(op, err)
 	}

@@ -12,20 +12,29 @@ import (
 // the single writer connection, so positions are unique and increase in
 // commit order; a transaction that rolls back gives its positions back.
 
+// The counter's statements, prepared once on the writer connection: the
+// send path runs them for every batch.
+const (
+	readPosSQL = `SELECT pos FROM positions WHERE id = 1`
+	savePosSQL = `UPDATE positions SET pos = ?1 WHERE id = 1`
+	takePosSQL = `UPDATE positions SET pos = pos + 1 WHERE id = 1 RETURNING pos`
+)
+
 // counter hands out the positions of one write transaction that may need
 // several: it reads the counter once and save writes it back once.
 type counter struct {
 	read, last int64
+	update     *sql.Stmt // savePosSQL, bound to the transaction
 }
 
-// readCounter reads the newest position handed out so far. It must run
-// inside a write transaction.
-func readCounter(ctx context.Context, tx *sql.Tx) (*counter, error) {
+// readCounter reads the newest position handed out so far, inside the
+// write transaction tx.
+func (s *Store) readCounter(ctx context.Context, tx *sql.Tx) (*counter, error) {
 	var pos int64
-	if err := tx.QueryRowContext(ctx, `SELECT pos FROM positions WHERE id = 1`).Scan(&pos); err != nil {
+	if err := tx.StmtContext(ctx, s.readPos).QueryRowContext(ctx).Scan(&pos); err != nil {
 		return nil, err
 	}
-	return &counter{read: pos, last: pos}, nil
+	return &counter{read: pos, last: pos, update: tx.StmtContext(ctx, s.savePos)}, nil
 }
 
 // peek returns the position take will return next.
@@ -38,18 +47,18 @@ func (c *counter) take() int64 {
 }
 
 // save stores the newest position taken, if any was.
-func (c *counter) save(ctx context.Context, tx *sql.Tx) error {
+func (c *counter) save(ctx context.Context) error {
 	if c.last == c.read {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE positions SET pos = ? WHERE id = 1`, c.last)
+	_, err := c.update.ExecContext(ctx, c.last)
 	return err
 }
 
 // nextPos takes one position, for a write transaction that needs one.
-func nextPos(ctx context.Context, tx *sql.Tx) (int64, error) {
+func (s *Store) nextPos(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var pos int64
-	err := tx.QueryRowContext(ctx, `UPDATE positions SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&pos)
+	err := tx.StmtContext(ctx, s.takePos).QueryRowContext(ctx).Scan(&pos)
 	return pos, err
 }
 

@@ -35,6 +35,9 @@ type Store struct {
 	insertMessage *sql.Stmt
 	bumpSeq       *sql.Stmt
 	findMessage   *sql.Stmt
+	readPos       *sql.Stmt
+	savePos       *sql.Stmt
+	takePos       *sql.Stmt
 
 	latest int64            // the newest migration's version, which Ping checks
 	now    func() time.Time // Options.Now
@@ -128,7 +131,7 @@ func uriEscape(path string) string {
 // Close closes both connection pools. It is safe to call once.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insertMessage, s.bumpSeq, s.findMessage} {
+	for _, st := range []*sql.Stmt{s.insertMessage, s.bumpSeq, s.findMessage, s.readPos, s.savePos, s.takePos} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
