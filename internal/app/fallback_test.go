@@ -289,10 +289,16 @@ func TestFallback_SyncStreamOverSSEAndReplayOnConnect(t *testing.T) {
 	}
 
 	// Replaying from the live position gives one empty page.
-	s2 := dialStream(t, n, alice.Tokens().AccessToken, fmt.Sprintf("?cursor=%d", page.Cursor+10))
+	s2 := dialStream(t, n, alice.Tokens().AccessToken, fmt.Sprintf("?cursor=%d", live.Message.Pos))
 	s2.next(t)
-	if f := s2.next(t); f.Type != "changes" || f.HasMore {
-		t.Errorf("replay from the end sent %s has_more=%v, want one changes frame", f.Type, f.HasMore)
+	if f := s2.next(t); f.Type != "changes" || f.HasMore || len(f.Changes) != 0 {
+		t.Errorf("replay from the end sent %s has_more=%v (%d changes), want one empty changes frame", f.Type, f.HasMore, len(f.Changes))
+	}
+	// A cursor ahead of the server (another database) is told to resync.
+	s3 := dialStream(t, n, alice.Tokens().AccessToken, fmt.Sprintf("?cursor=%d", live.Message.Pos+1000))
+	s3.next(t)
+	if f := s3.next(t); f.Type != "error" || f.Code != "resync_required" || f.Cursor != live.Message.Pos {
+		t.Errorf("replay from a cursor ahead of the server sent %s %s cursor %d, want resync_required at %d", f.Type, f.Code, f.Cursor, live.Message.Pos)
 	}
 	for _, q := range []string{"?cursor=-1", "?cursor=x", "?cursor="} {
 		if status, body := rawRequest(t, "GET", n.URL+"/v1/events"+q, alice.Tokens().AccessToken, ""); status != http.StatusBadRequest || errorCode(body) != "invalid_argument" {

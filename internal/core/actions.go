@@ -129,9 +129,13 @@ func (s *Service) Rename(ctx context.Context, p Principal, conv chat.Conversatio
 		return chat.ConversationSummary{}, chat.Errorf(chat.CodeForbidden, "only owners and admins rename a group")
 	}
 	err = s.write(ctx, func(ctx context.Context) error {
-		c, err := s.store.UpdateTitle(ctx, conv, title)
+		before, err := s.store.GetConversation(ctx, conv)
 		if err != nil {
 			return err
+		}
+		c, err := s.store.UpdateTitle(ctx, conv, title)
+		if err != nil || c.Pos == before.Pos {
+			return err // a rename to the same title changes nothing and is not announced
 		}
 		s.publish(ctx, chat.Event{Kind: chat.EventConversationUpdated, Conv: conv, Conversation: &c, Pos: c.Pos})
 		return nil
@@ -199,12 +203,17 @@ func (s *Service) mentions(ctx context.Context, conv chat.ConversationID, text s
 	var out []chat.UserID
 	seen := make(map[string]bool)
 	for _, m := range mentionPattern.FindAllStringSubmatch(text, -1) {
-		name := strings.ToLower(strings.TrimRightFunc(m[1], func(r rune) bool { return r == '.' || r == '-' || unicode.IsPunct(r) }))
+		// "@bob." ends a sentence; "@bob_" may be a username: try both.
+		name := strings.ToLower(m[1])
 		if seen[name] || len(seen) >= maxMentions {
 			continue
 		}
 		seen[name] = true
 		u, _, err := s.store.GetUserByUsername(ctx, name)
+		if trimmed := strings.TrimRightFunc(name, unicode.IsPunct); chat.IsCode(err, chat.CodeNotFound) && trimmed != name && len(trimmed) >= 3 && !seen[trimmed] {
+			seen[trimmed] = true
+			u, _, err = s.store.GetUserByUsername(ctx, trimmed)
+		}
 		if chat.IsCode(err, chat.CodeNotFound) {
 			continue
 		}

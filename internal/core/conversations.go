@@ -270,12 +270,16 @@ func (s *Service) SetRole(ctx context.Context, p Principal, conv chat.Conversati
 		return chat.ConversationSummary{}, chat.Errorf(chat.CodeForbidden, "only owners change roles")
 	}
 	err = s.write(ctx, func(ctx context.Context) error {
-		m, err := s.store.UpdateMemberRole(ctx, conv, user, role)
+		before, err := s.store.GetMember(ctx, conv, user)
 		if chat.IsCode(err, chat.CodeNotFound) {
 			return chat.Errorf(chat.CodeNotFound, "no such member")
 		}
 		if err != nil {
 			return err
+		}
+		m, err := s.store.UpdateMemberRole(ctx, conv, user, role)
+		if err != nil || m.Pos == before.Pos {
+			return err // the same role again changes nothing and is not announced
 		}
 		s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Member: &m, Pos: m.Pos})
 		return nil

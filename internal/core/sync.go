@@ -32,7 +32,7 @@ func (s *Service) Changes(ctx context.Context, p Principal, cursor int64, limit 
 		return chat.Changes{}, chat.Errorf(chat.CodeInvalidArgument, "cursor must not be negative")
 	}
 	if limit < 0 || limit > MaxChangesLimit {
-		return chat.Changes{}, chat.Errorf(chat.CodeInvalidArgument, "limit must be between 1 and %d", MaxChangesLimit)
+		return chat.Changes{}, chat.Errorf(chat.CodeInvalidArgument, "limit must be between 0 (the default page) and %d", MaxChangesLimit)
 	}
 	if limit == 0 {
 		limit = 200
@@ -41,11 +41,14 @@ func (s *Service) Changes(ctx context.Context, p Principal, cursor int64, limit 
 	if err != nil {
 		return chat.Changes{}, err
 	}
+	pos, err := s.store.Position(ctx)
+	if err != nil {
+		return chat.Changes{}, err
+	}
+	if cursor > pos { // a cursor from another database (restored backup, other server)
+		return chat.Changes{}, &ResyncError{Err: chat.Errorf(chat.CodeResyncRequired, "this cursor is ahead of the server: reload the conversation list and history, then sync from the given cursor"), Cursor: pos}
+	}
 	if n > s.opts.MaxReplay {
-		pos, err := s.store.Position(ctx)
-		if err != nil {
-			return chat.Changes{}, err
-		}
 		return chat.Changes{}, &ResyncError{
 			Err:    chat.Errorf(chat.CodeResyncRequired, "more than %d changes since this cursor: reload the conversation list and history, then sync from the given cursor", s.opts.MaxReplay),
 			Cursor: pos,

@@ -156,7 +156,11 @@ func (a *API) presence(w http.ResponseWriter, r *http.Request, p core.Principal)
 }
 
 func (a *API) presences(w http.ResponseWriter, r *http.Request, p core.Principal) error {
-	raw := strings.Split(r.URL.Query().Get("users"), ",")
+	q := r.URL.Query().Get("users")
+	if q == "" {
+		return chat.Errorf(chat.CodeInvalidArgument, "users is required: comma-separated user ids")
+	}
+	raw := strings.Split(q, ",")
 	ids, err := parseUserIDs("users", raw)
 	if err != nil {
 		return err

@@ -86,7 +86,7 @@ func FromConversation(c chat.Conversation) Conversation {
 func FromPresence(p chat.PresenceState) Presence {
 	out := Presence{User: p.User.String(), Status: string(p.Status)}
 	if p.Status != chat.StatusOnline && !p.LastSeen.IsZero() {
-		t := p.LastSeen.UTC()
+		t := p.LastSeen.UTC().Truncate(time.Millisecond)
 		out.LastSeen = &t
 	}
 	return out

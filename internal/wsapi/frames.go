@@ -161,7 +161,7 @@ func (ws *Handler) userLimiter(user chat.UserID) *rate.Limiter {
 		}
 		ws.sweepAt = max(minSweep, 2*len(ws.userLimit))
 	}
-	l := rate.NewLimiter(rate.Limit(ws.opts.FrameRate), int(2*ws.opts.FrameRate))
+	l := ws.frameLimiter()
 	ws.userLimit[user] = l
 	return l
 }

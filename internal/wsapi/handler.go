@@ -42,7 +42,7 @@ type Options struct {
 	PingInterval   time.Duration // how often the server pings every connection; zero means 20s
 	WriteTimeout   time.Duration // a single frame write; zero means 10s
 	AwayAfter      time.Duration // a connection silent this long (missed pongs) is reported away; zero means 45s
-	FrameRate      float64       // frames per second a connection may send (burst: twice as many); zero means 200
+	FrameRate      float64       // frames per second a connection may send (burst: twice as many); zero means 200, negative means unlimited
 	StatusRate     float64       // presence changes per second a connection may make (burst 5); zero means 1
 	Logger         *slog.Logger  // nil means discard
 }
@@ -134,7 +134,7 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{ws: ws, opened: time.Now(), id: rand.Int64N(1<<62) + 1,
-		frames:    rate.NewLimiter(rate.Limit(ws.opts.FrameRate), int(2*ws.opts.FrameRate)),
+		frames:    ws.frameLimiter(),
 		statusLim: rate.NewLimiter(rate.Limit(ws.opts.StatusRate), 5)}
 	if r.Header.Get("Authorization") != "" {
 		p, ok := ws.authorize(w, r)
@@ -342,6 +342,15 @@ func (ws *Handler) OnMessage(socket *gws.Conn, message *gws.Message) {
 		return
 	}
 	c.handle(message.Bytes())
+}
+
+// frameLimiter returns a connection's frame budget: FrameRate per second
+// with a burst of twice that (at least 1); a negative rate is unlimited.
+func (ws *Handler) frameLimiter() *rate.Limiter {
+	if ws.opts.FrameRate < 0 {
+		return rate.NewLimiter(rate.Inf, 1)
+	}
+	return rate.NewLimiter(rate.Limit(ws.opts.FrameRate), max(1, int(2*ws.opts.FrameRate)))
 }
 
 func connOf(socket *gws.Conn) *conn {

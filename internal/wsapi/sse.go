@@ -187,7 +187,7 @@ func (ws *Handler) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	s := &stream{ws: ws, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
-		frames:    rate.NewLimiter(rate.Limit(ws.opts.FrameRate), int(2*ws.opts.FrameRate)),
+		frames:    ws.frameLimiter(),
 		statusLim: rate.NewLimiter(rate.Limit(ws.opts.StatusRate), 5)}
 	if !ws.trackStream(s, p) {
 		writeHTTPError(w, http.StatusServiceUnavailable, chat.CodeUnavailable, "the server is restarting; reconnect to another node")
