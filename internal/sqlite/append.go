@@ -76,6 +76,10 @@ func (s *Store) AppendMessages(ctx context.Context, drafts []chat.Draft) ([]chat
 
 // appendFast stores the batch with set-based statements (see appendBatch).
 func (s *Store) appendFast(ctx context.Context, drafts []chat.Draft) ([]chat.AppendResult, error) {
+	st, err := s.batchStatementsFor(ctx, len(drafts))
+	if err != nil {
+		return nil, err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -85,7 +89,7 @@ func (s *Store) appendFast(ctx context.Context, drafts []chat.Draft) ([]chat.App
 	if err != nil {
 		return nil, err
 	}
-	results, err := appendBatch(ctx, tx, pos, drafts)
+	results, err := appendBatch(ctx, tx, st, pos, drafts)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,103 @@ var errSlowPath = errors.New("sqlite: batch needs the row-by-row path")
 // far below SQLite's 32,766 variable limit).
 const maxRows = 200
 
+// batchStatements are the set-based path's multi-row statements for chunks
+// of up to rows rows, prepared once on the writer connection: parsing
+// statements of hundreds of placeholders anew for every batch cost a
+// quarter of the path's CPU. A shorter chunk binds NULL to the variables
+// of its missing rows, which every statement skips: a NULL id matches no
+// row and inserts none.
+type batchStatements struct {
+	rows        int
+	lastSeqs    *sql.Stmt // conversations' last seqs, by id
+	retries     *sql.Stmt // stored messages, by (conv, sender, client_id)
+	insertPlain *sql.Stmt // new messages, without reply_to and mentions
+	insertFull  *sql.Stmt // new messages
+	advance     *sql.Stmt // conversations' last seq and activity time, by id
+}
+
+// The columns insertPlain and insertFull set, in the order of their
+// variables.
+const (
+	plainColumns = `id, conv_id, seq, sender_id, client_id, text, sent_at, pos`
+	fullColumns  = plainColumns + `, reply_to, mentions`
+)
+
+// rowsBucket returns the chunk size of the statements for batches of n
+// drafts: the next power of two, at most maxRows; so at most nine sets of
+// statements are ever prepared.
+func rowsBucket(n int) int {
+	rows := 1
+	for rows < n {
+		rows *= 2
+	}
+	return min(rows, maxRows)
+}
+
+// batchStatementsFor returns the statements for batches of n drafts,
+// preparing them on first use. It must not run inside a write transaction:
+// preparing needs the one writer connection.
+func (s *Store) batchStatementsFor(ctx context.Context, n int) (*batchStatements, error) {
+	rows := rowsBucket(n)
+	s.batchMu.Lock()
+	defer s.batchMu.Unlock()
+	if st := s.batches[rows]; st != nil {
+		return st, nil
+	}
+	st := &batchStatements{rows: rows}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&st.lastSeqs, `SELECT id, last_seq FROM conversations WHERE id IN (` + placeholders(rows, 1) + `)`},
+		{&st.retries, `SELECT ` + messageColumns + ` FROM (VALUES ` + placeholders(rows, 3) + `) AS v
+			JOIN messages m ON m.conv_id = v.column1 AND m.sender_id = v.column2 AND m.client_id = v.column3`},
+		{&st.insertPlain, `INSERT INTO messages (` + plainColumns + `)
+			SELECT * FROM (VALUES ` + placeholders(rows, 8) + `) WHERE column1 IS NOT NULL`},
+		{&st.insertFull, `INSERT INTO messages (` + fullColumns + `)
+			SELECT * FROM (VALUES ` + placeholders(rows, 10) + `) WHERE column1 IS NOT NULL`},
+		{&st.advance, `UPDATE conversations SET last_seq = v.column2, last_activity_at = v.column3
+			FROM (VALUES ` + placeholders(rows, 3) + `) AS v WHERE conversations.id = v.column1`},
+	} {
+		stmt, err := s.w.PrepareContext(ctx, p.sql)
+		if err != nil {
+			st.close()
+			return nil, err
+		}
+		*p.stmt = stmt
+	}
+	s.batches[rows] = st
+	return st, nil
+}
+
+// close closes the statements prepared so far.
+func (st *batchStatements) close() error {
+	var errs []error
+	for _, stmt := range []*sql.Stmt{st.lastSeqs, st.retries, st.insertPlain, st.insertFull, st.advance} {
+		if stmt != nil {
+			errs = append(errs, stmt.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// chunks calls f with args cut into chunks of rows rows of width variables
+// each, the last one padded with NULLs to full size.
+func chunks(args []any, rows, width int, f func(chunk []any) error) error {
+	size := rows * width
+	for len(args) > 0 {
+		chunk := args[:min(len(args), size)]
+		args = args[len(chunk):]
+		if len(chunk) < size {
+			chunk = append(chunk[:len(chunk):len(chunk)], make([]any, size-len(chunk))...)
+		}
+		if err := f(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // appendBatch stores drafts with a handful of set-based statements instead
 // of two per draft: read the conversations' last seqs, find which drafts
 // are retries and which reply_to ids are stored messages, assign seqs and
@@ -27,13 +124,13 @@ const maxRows = 200
 // write transaction, under SQLite's single writer, so each seq is exactly
 // the previous last_seq + 1 of its conversation, and each position the
 // previous one + 1, as in the row-by-row path.
-func appendBatch(ctx context.Context, tx *sql.Tx, pos *counter, drafts []chat.Draft) ([]chat.AppendResult, error) {
+func appendBatch(ctx context.Context, tx *sql.Tx, st *batchStatements, pos *counter, drafts []chat.Draft) ([]chat.AppendResult, error) {
 	const op = "sqlite.AppendMessages"
-	lastSeq, err := lastSeqs(ctx, tx, drafts)
+	lastSeq, err := lastSeqs(ctx, tx, st, drafts)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := storedRetries(ctx, tx, drafts)
+	stored, err := storedRetries(ctx, tx, st, drafts)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +176,10 @@ func appendBatch(ctx context.Context, tx *sql.Tx, pos *counter, drafts []chat.Dr
 			replyConv[d.ID] = d.Conv // a later draft may reply to this one
 		}
 	}
-	if err := insertRows(ctx, tx, results, fresh); err != nil {
+	if err := insertRows(ctx, tx, st, results, fresh); err != nil {
 		return nil, err
 	}
-	if err := advanceSeqs(ctx, tx, results, fresh); err != nil {
+	if err := advanceSeqs(ctx, tx, st, results, fresh); err != nil {
 		return nil, err
 	}
 	if err := pos.save(ctx); err != nil {
@@ -93,7 +190,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, pos *counter, drafts []chat.Dr
 
 // lastSeqs reads the last seq of every conversation the drafts name; a
 // conversation that does not exist is absent from the map.
-func lastSeqs(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[chat.ConversationID]int64, error) {
+func lastSeqs(ctx context.Context, tx *sql.Tx, st *batchStatements, drafts []chat.Draft) (map[chat.ConversationID]int64, error) {
 	out := make(map[chat.ConversationID]int64)
 	seen := make(map[chat.ConversationID]bool)
 	var ids []any
@@ -103,24 +200,24 @@ func lastSeqs(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[chat.Co
 			ids = append(ids, int64(d.Conv))
 		}
 	}
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), maxRows)]
-		ids = ids[len(chunk):]
-		rows, err := tx.QueryContext(ctx, `SELECT id, last_seq FROM conversations WHERE id IN (`+placeholders(len(chunk), 1)+`)`, chunk...)
+	stmt := tx.StmtContext(ctx, st.lastSeqs)
+	err := chunks(ids, st.rows, 1, func(chunk []any) error {
+		rows, err := stmt.QueryContext(ctx, chunk...)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var id, seq int64
 			if err := rows.Scan(&id, &seq); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			out[chat.ConversationID(id)] = seq
 		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
+		return rows.Close()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -134,7 +231,7 @@ type retryKey struct {
 
 // storedRetries returns the already stored messages, as they are now,
 // whose (conv, sender, client_id) some draft repeats.
-func storedRetries(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[retryKey]chat.Message, error) {
+func storedRetries(ctx context.Context, tx *sql.Tx, st *batchStatements, drafts []chat.Draft) (map[retryKey]chat.Message, error) {
 	var args []any
 	for _, d := range drafts {
 		if d.ClientID != "" {
@@ -142,23 +239,18 @@ func storedRetries(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[re
 		}
 	}
 	var found []chat.Message
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 3*maxRows)]
-		args = args[len(chunk):]
-		rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+`
-			FROM (VALUES `+placeholders(len(chunk)/3, 3)+`) AS v
-			JOIN messages m ON m.conv_id = v.column1 AND m.sender_id = v.column2 AND m.client_id = v.column3`, chunk...)
+	stmt := tx.StmtContext(ctx, st.retries)
+	err := chunks(args, st.rows, 3, func(chunk []any) error {
+		rows, err := stmt.QueryContext(ctx, chunk...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		msgs, err := collect(rows, scanMessage)
-		if err != nil {
-			return nil, err
-		}
 		found = append(found, msgs...)
-	}
-	if len(found) == 0 {
-		return nil, nil
+		return err
+	})
+	if err != nil || len(found) == 0 {
+		return nil, err
 	}
 	if err := attachReactions(ctx, tx, pointers(found)...); err != nil {
 		return nil, err
@@ -199,23 +291,22 @@ func replyTargets(ctx context.Context, tx *sql.Tx, drafts []chat.Draft) (map[cha
 	return out, rows.Err()
 }
 
-// insertRows inserts the fresh messages, maxRows a statement. A chunk in
-// which no message replies or mentions anyone leaves those columns out
-// (NULL): the statement is parsed anew for every batch, and a shorter one
-// parses faster.
-func insertRows(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fresh []int) error {
+// insertRows inserts the fresh messages. A chunk in which no message
+// replies or mentions anyone leaves those columns out (NULL), binding a
+// fifth fewer variables.
+func insertRows(ctx context.Context, tx *sql.Tx, st *batchStatements, results []chat.AppendResult, fresh []int) error {
 	for len(fresh) > 0 {
-		chunk := fresh[:min(len(fresh), maxRows)]
+		chunk := fresh[:min(len(fresh), st.rows)]
 		fresh = fresh[len(chunk):]
 		plain := !slices.ContainsFunc(chunk, func(i int) bool {
 			m := &results[i].Message
 			return m.ReplyTo != 0 || len(m.Mentions) > 0
 		})
-		columns, width := `id, conv_id, seq, sender_id, client_id, text, sent_at, pos, reply_to, mentions`, 10
+		stmt, width := st.insertFull, 10
 		if plain {
-			columns, width = `id, conv_id, seq, sender_id, client_id, text, sent_at, pos`, 8
+			stmt, width = st.insertPlain, 8
 		}
-		args := make([]any, 0, width*len(chunk))
+		args := make([]any, 0, width*st.rows)
 		for _, i := range chunk {
 			m := &results[i].Message
 			clientID := sql.NullString{String: m.ClientID, Valid: m.ClientID != ""}
@@ -224,7 +315,10 @@ func insertRows(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fr
 				args = append(args, replyValue(m.ReplyTo), mentionsValue(m.Mentions))
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO messages (`+columns+`) VALUES `+placeholders(len(chunk), width), args...)
+		err := chunks(args, st.rows, width, func(padded []any) error {
+			_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, padded...)
+			return err
+		})
 		if code := resultCode(err); code == violatesForeignKey || code == violatesPrimaryKey {
 			return errSlowPath
 		}
@@ -237,7 +331,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fr
 
 // advanceSeqs sets each touched conversation's last_seq and activity time
 // to those of its newest new message.
-func advanceSeqs(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, fresh []int) error {
+func advanceSeqs(ctx context.Context, tx *sql.Tx, st *batchStatements, results []chat.AppendResult, fresh []int) error {
 	newest := make(map[chat.ConversationID]*chat.Message)
 	for _, i := range fresh {
 		newest[results[i].Message.Conv] = &results[i].Message // fresh is in seq order per conversation
@@ -246,15 +340,11 @@ func advanceSeqs(ctx context.Context, tx *sql.Tx, results []chat.AppendResult, f
 	for _, m := range newest {
 		args = append(args, int64(m.Conv), m.Seq, ms(m.SentAt))
 	}
-	for len(args) > 0 {
-		chunk := args[:min(len(args), 3*maxRows)]
-		args = args[len(chunk):]
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = v.column2, last_activity_at = v.column3
-			FROM (VALUES `+placeholders(len(chunk)/3, 3)+`) AS v WHERE conversations.id = v.column1`, chunk...); err != nil {
-			return err
-		}
-	}
-	return nil
+	stmt := tx.StmtContext(ctx, st.advance)
+	return chunks(args, st.rows, 3, func(chunk []any) error {
+		_, err := stmt.ExecContext(ctx, chunk...)
+		return err
+	})
 }
 
 // placeholders returns n groups of width "?" separated by commas; groups

@@ -11,6 +11,11 @@
 // transaction that stores it, from its conversation's last_seq, so seqs are
 // gap-free and commit in seq order; AppendMessages stores a whole batch in
 // one transaction (the group commit) and stores nothing when it fails.
+// Every write that changes something takes change positions from the
+// one-row positions table inside its own transaction, so positions are
+// unique and increase in commit order; a row's pos column is the position
+// of its latest change, ended memberships are kept in departed_members for
+// the sync stream, and a deleted message keeps only its tombstone.
 // Idempotency and one-direct-conversation-per-pair are UNIQUE constraints,
 // not checks done before writing. Times are stored as unix milliseconds and
 // returned in UTC; ids are chosen by the caller and never generated here.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -38,6 +39,9 @@ type Store struct {
 	readPos       *sql.Stmt
 	savePos       *sql.Stmt
 	takePos       *sql.Stmt
+
+	batchMu sync.Mutex
+	batches map[int]*batchStatements // by chunk size; guarded by batchMu
 
 	latest int64            // the newest migration's version, which Ping checks
 	now    func() time.Time // Options.Now
@@ -73,7 +77,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 
-	s := &Store{w: w, latest: migrations[len(migrations)-1].version, now: opts.Now}
+	s := &Store{w: w, latest: migrations[len(migrations)-1].version, now: opts.Now, batches: map[int]*batchStatements{}}
 	// The writer goes first: its connection switches the file to WAL, which
 	// the readers then find already set.
 	if err := migrate(ctx, w, migrations, opts.Now); err != nil {
@@ -136,6 +140,11 @@ func (s *Store) Close() error {
 			errs = append(errs, st.Close())
 		}
 	}
+	s.batchMu.Lock()
+	for _, st := range s.batches {
+		errs = append(errs, st.close())
+	}
+	s.batchMu.Unlock()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
