@@ -21,6 +21,7 @@ func TestImportDirection(t *testing.T) {
 		{"internal/core", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/httpapi", mod + "internal/wsapi", mod + "internal/hub", mod + "internal/app"},
 			"use-cases know backends only through chat interfaces and know no transport"},
 		{"internal/sqlite", []string{mod + "internal/core", mod + "internal/membus", mod + "internal/auth", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
+		{"internal/postgres", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/membus", mod + "internal/auth", mod + "internal/hub", mod + "internal/app"}, "an adapter imports the domain and its one library"},
 		{"internal/membus", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
 		{"internal/hub", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/core", mod + "internal/wsapi"}, "the hub fans out; it knows no backend or transport"},
 		{"internal/httpapi", []string{mod + "internal/sqlite", mod + "internal/membus"}, "transports reach backends only through core"},
