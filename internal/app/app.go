@@ -38,6 +38,7 @@ import (
 	"github.com/natter-chat/natter/internal/snowflake"
 	"github.com/natter-chat/natter/internal/sqlite"
 	"github.com/natter-chat/natter/internal/wsapi"
+	"github.com/natter-chat/natter/web"
 )
 
 // Config is everything a node needs. Zero values are documented per field;
@@ -145,6 +146,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	mux.HandleFunc("GET /v1/events", a.ws.ServeEvents)
 	mux.HandleFunc("POST /v1/frames", a.ws.ServeFrames)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// The web client: "/" (not "GET /", which conflicts with "/v1/") ranks below every API route.
+	mux.Handle("/", web.Handler())
 	a.handler = mux
 	a.subscribe = func(ctx context.Context) (func(), error) {
 		unsubscribe, err := bus.Subscribe(ctx, a.hub.Handle)
