@@ -6,10 +6,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -37,11 +41,30 @@ func main() {
 	k := kong.Parse(&c,
 		kong.Name("natter"),
 		kong.Description("Natter: a real-time chat server."),
-		kong.Configuration(kong.JSON),
+		kong.Configuration(jsonConfig),
 		kong.UsageOnError(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	k.BindTo(ctx, (*context.Context)(nil))
 	k.FatalIfErrorf(k.Run())
+}
+
+// jsonConfig reads a JSON config file whose keys are flag names, with
+// dashes ("debug-addr") or underscores ("debug_addr"); kong's JSON
+// resolver alone matches only the latter.
+func jsonConfig(r io.Reader) (kong.Resolver, error) {
+	var values map[string]any
+	if err := json.NewDecoder(r).Decode(&values); err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	normalized := make(map[string]any, len(values))
+	for k, v := range values {
+		normalized[strings.ReplaceAll(k, "-", "_")] = v
+	}
+	b, err := json.Marshal(normalized)
+	if err != nil {
+		return nil, err
+	}
+	return kong.JSON(bytes.NewReader(b))
 }

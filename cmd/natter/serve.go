@@ -15,7 +15,12 @@ import (
 type serveCmd struct {
 	Addr            string        `help:"Address to listen on." default:"127.0.0.1:8080" env:"NATTER_ADDR"`
 	Data            string        `help:"Data directory (database, signing key); created on first start." default:"natter-data" env:"NATTER_DATA" type:"path"`
-	NodeID          int64         `help:"Node id, 0-1023, unique per node; part of every id." default:"0" env:"NATTER_NODE_ID"`
+	Store           string        `help:"Where data lives: empty for SQLite under --data (embedded mode), or a postgres:// URL (cluster mode)." env:"NATTER_STORE"`
+	StoreSchema     string        `help:"PostgreSQL schema for Natter's tables (created if missing)." default:"public" env:"NATTER_STORE_SCHEMA"`
+	Bus             string        `help:"Empty for the in-process bus (embedded mode), or NATS URLs, comma-separated, with JetStream enabled (cluster mode)." env:"NATTER_BUS"`
+	Cluster         string        `help:"Cluster name on NATS: subject prefix and bucket name prefix, so clusters can share a NATS server." default:"natter" env:"NATTER_CLUSTER"`
+	NATSReplicas    int           `help:"Replicas of Natter's JetStream buckets (presence, node ids); 3 on a NATS cluster of 3 or more." default:"1" env:"NATTER_NATS_REPLICAS"`
+	NodeID          int64         `help:"Node id, 0-1023, part of every id; -1 picks one (0 in embedded mode, a free id leased on NATS in cluster mode)." default:"-1" env:"NATTER_NODE_ID"`
 	MaxTextBytes    int           `help:"Longest message text in bytes." default:"16384" env:"NATTER_MAX_TEXT_BYTES"`
 	AllowedOrigins  []string      `help:"Browser origins allowed to open WebSockets besides the server's own (comma-separated; * for any)." env:"NATTER_ALLOWED_ORIGINS"`
 	ShutdownTimeout time.Duration `help:"Longest graceful shutdown." default:"25s" env:"NATTER_SHUTDOWN_TIMEOUT"`
@@ -37,7 +42,7 @@ type serveCmd struct {
 func (s *serveCmd) Run(ctx context.Context) error {
 	log := newLogger(os.Stderr, s.LogFormat, s.LogLevel)
 	a, err := app.New(ctx, app.Config{
-		Addr: s.Addr, DataDir: s.Data, NodeID: s.NodeID, MaxTextBytes: s.MaxTextBytes,
+		Addr: s.Addr, DataDir: s.Data, NodeID: s.NodeID, Store: s.Store, StoreSchema: s.StoreSchema, Bus: s.Bus, Cluster: s.Cluster, NATSReplicas: s.NATSReplicas, MaxTextBytes: s.MaxTextBytes,
 		AllowedOrigins: s.AllowedOrigins, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
 		DebugAddr: s.DebugAddr, Logger: log, SendRate: s.SendRate, RESTRate: s.RESTRate,
 		PresenceGrace: s.PresenceGrace, MaxReplay: s.MaxReplay,
@@ -50,7 +55,11 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "natter %s listening on http://%s (data in %s)\n", version, a.Addr(), s.Data)
+	where := "data in " + s.Data
+	if s.Store != "" || s.Bus != "" {
+		where = fmt.Sprintf("cluster %s, node %d", s.Cluster, a.NodeID())
+	}
+	fmt.Fprintf(os.Stderr, "natter %s listening on http://%s (%s)\n", version, a.Addr(), where)
 	return a.Run(ctx)
 }
 

@@ -12,6 +12,8 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +37,7 @@ import (
 	"github.com/natter-chat/natter/internal/hub"
 	"github.com/natter-chat/natter/internal/membus"
 	"github.com/natter-chat/natter/internal/metrics"
+	"github.com/natter-chat/natter/internal/postgres"
 	"github.com/natter-chat/natter/internal/ratelimit"
 	"github.com/natter-chat/natter/internal/snowflake"
 	"github.com/natter-chat/natter/internal/sqlite"
@@ -44,9 +48,28 @@ import (
 // Config is everything a node needs. Zero values are documented per field;
 // cmd/natter fills it from flags, NATTER_* variables and a config file.
 type Config struct {
-	Addr            string        // listen address; empty means 127.0.0.1:8080 ("127.0.0.1:0" picks a free port)
-	DataDir         string        // where the database and keys live; empty means ./natter-data
-	NodeID          int64         // 0..1023, part of every id this node makes
+	Addr    string // listen address; empty means 127.0.0.1:8080 ("127.0.0.1:0" picks a free port)
+	DataDir string // where the database and keys live; empty means ./natter-data
+	// Store is empty (or "sqlite") for SQLite under DataDir, or a
+	// postgres:// URL for PostgreSQL (cluster mode; the signing key then
+	// lives in the database too).
+	Store       string
+	StoreSchema string // PostgreSQL schema for Natter's tables; empty means public
+	// Bus is empty for the in-process bus, or NATS URLs (comma-separated)
+	// for cluster mode: events between nodes on core NATS, presence and
+	// node id leases in JetStream key-value buckets.
+	Bus string
+	// Cluster names the cluster on NATS: the subject prefix and the first
+	// part of bucket names, so that clusters can share a NATS server.
+	// Empty means "natter".
+	Cluster string
+	// NodeID (0..1023) is part of every id this node makes. Negative means
+	// automatic: 0 in embedded mode, a free id leased on NATS in cluster
+	// mode (where an explicit id is leased too, and refused if held).
+	NodeID          int64
+	NodeLeaseTTL    time.Duration // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
+	NATSReplicas    int           // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
+	PresenceTTL     time.Duration // cluster mode: a dead node's users go offline this long (plus PresenceGrace) after it died; zero means 15s
 	MaxTextBytes    int           // longest message text; zero means 16 KiB
 	AllowedOrigins  []string      // extra browser origins allowed on /v1/ws
 	ShutdownTimeout time.Duration // longest graceful shutdown; zero means 25s
@@ -65,7 +88,7 @@ type Config struct {
 type App struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *sqlite.Store
+	store    nodeStore
 	svc      *core.Service
 	hub      *hub.Hub
 	ws       *wsapi.Handler
@@ -75,7 +98,22 @@ type App struct {
 	// subscribe connects the hub to the bus; debug serves DebugAddr.
 	subscribe func(context.Context) (func(), error)
 	debug     http.Handler
-	presence  *membus.Presence
+	presence  nodePresence
+	cluster   *clusterParts // nil in embedded mode
+	fatal     chan error    // a reason the node must stop (its node id lease was lost)
+}
+
+// nodeStore is what the app needs of a store besides chat.Store.
+type nodeStore interface {
+	chat.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// nodePresence is what the app needs of a presence backend.
+type nodePresence interface {
+	chat.Presence
+	Close()
 }
 
 // New builds a node: it creates the data directory, opens (and migrates)
@@ -99,24 +137,50 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	a := &App{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeBackends()
+		}
+	}()
+	if cfg.Bus != "" && (cfg.Store == "" || cfg.Store == "sqlite") {
+		return nil, fmt.Errorf("cluster mode (--bus) needs a shared store: set --store to a postgres:// URL")
+	}
+	if err := a.openStore(ctx); err != nil {
+		return nil, err
+	}
+	var bus chat.Bus
+	var busDropped func() float64
+	if cfg.Bus == "" {
+		mb := membus.New(0)
+		bus, busDropped = mb, func() float64 { return float64(mb.Dropped()) }
+		a.presence = membus.NewPresence(membus.PresenceOptions{Grace: cfg.PresenceGrace})
+		if cfg.NodeID < 0 {
+			cfg.NodeID = 0
+		}
+	} else {
+		c, err := a.joinCluster(ctx)
+		if err != nil {
+			return nil, err
+		}
+		a.cluster = c
+		bus, busDropped = c.bus, func() float64 { return float64(c.bus.Stats().Dropped) }
+		a.presence = c.presence
+		cfg.NodeID = c.lease.ID()
+	}
+	a.cfg.NodeID = cfg.NodeID
 	ids, err := snowflake.New(cfg.NodeID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("node id: %w", err)
 	}
-	key, err := auth.LoadOrCreateKey(cfg.DataDir)
+	key, err := a.signingKey(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "natter.db"), sqlite.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	a := &App{cfg: cfg, log: cfg.Logger, store: store}
-	bus := membus.New(0)
-	presence := membus.NewPresence(membus.PresenceOptions{Grace: cfg.PresenceGrace})
-	a.presence = presence
+	store, presence := a.store, a.presence
 	reg := prometheus.NewRegistry()
-	met := metrics.New(reg, func() float64 { return float64(bus.Dropped()) })
+	met := metrics.New(reg, busDropped)
 	a.svc = core.New(core.Deps{
 		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
@@ -149,8 +213,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// The web client: "/" (not "GET /", which conflicts with "/v1/") ranks below every API route.
 	mux.Handle("/", web.Handler())
 	a.handler = mux
+	handle := a.hub.Handle
+	if a.cluster != nil {
+		handle = a.cluster.wrapHandler(a, handle)
+	}
 	a.subscribe = func(ctx context.Context) (func(), error) {
-		unsubscribe, err := bus.Subscribe(ctx, a.hub.Handle)
+		unsubscribe, err := bus.Subscribe(ctx, handle)
 		if err != nil {
 			return nil, err
 		}
@@ -159,10 +227,75 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			unsubscribe()
 			return nil, err
 		}
-		return func() { unwatch(); unsubscribe() }, nil
+		stopSeq := func() {}
+		if a.cluster != nil {
+			seqCtx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); a.cluster.seq.Run(seqCtx) }()
+			stopSeq = func() { cancel(); <-done }
+		}
+		return func() { unwatch(); unsubscribe(); stopSeq() }, nil
 	}
 	a.debug = debugMux(reg)
+	ok = true
 	return a, nil
+}
+
+// openStore opens (and migrates) the store Config.Store names.
+func (a *App) openStore(ctx context.Context) error {
+	switch st := a.cfg.Store; {
+	case st == "" || st == "sqlite":
+		s, err := sqlite.Open(ctx, filepath.Join(a.cfg.DataDir, "natter.db"), sqlite.Options{})
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		a.store = s
+	case strings.HasPrefix(st, "postgres://") || strings.HasPrefix(st, "postgresql://"):
+		s, err := postgres.Open(ctx, st, postgres.Options{Schema: a.cfg.StoreSchema})
+		if err != nil {
+			return fmt.Errorf("open PostgreSQL store: %w", err)
+		}
+		a.store = s
+	default:
+		return fmt.Errorf("store %q: want empty or sqlite (embedded) or a postgres:// URL", st)
+	}
+	return nil
+}
+
+// signingKey loads the token signing key: from the data directory, or
+// from PostgreSQL when that is the store, so that every node of a
+// cluster signs and verifies with the same key.
+func (a *App) signingKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	pg, ok := a.store.(*postgres.Store)
+	if !ok {
+		return auth.LoadOrCreateKey(a.cfg.DataDir)
+	}
+	_, candidate, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pg.SigningKey(ctx, candidate)
+	if err != nil {
+		return nil, err
+	}
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("the stored signing key is %d bytes, not an Ed25519 private key", len(key))
+	}
+	return ed25519.PrivateKey(key), nil
+}
+
+// closeBackends closes what New opened, in reverse order; for a New that
+// failed half-way and for the end of Run.
+func (a *App) closeBackends() {
+	if a.presence != nil {
+		a.presence.Close()
+	}
+	if a.cluster != nil {
+		a.cluster.close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
 }
 
 // perUser returns a per-key token bucket of rate per second (def when
@@ -189,6 +322,11 @@ func (a *App) ready(ctx context.Context) error {
 	if a.draining.Load() {
 		return chat.Errorf(chat.CodeUnavailable, "shutting down")
 	}
+	if a.cluster != nil {
+		if err := a.cluster.ready(); err != nil {
+			return err
+		}
+	}
 	return a.store.Ping(ctx)
 }
 
@@ -213,7 +351,7 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 // package comment) and closes the store. It returns the first error that
 // stopped it, or nil after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
-	defer a.store.Close()
+	defer a.closeBackends()
 	if err := a.Listen(); err != nil {
 		return err
 	}
@@ -245,12 +383,14 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		})
 	}
-	a.log.Info("natter is serving", "addr", a.Addr(), "data", a.cfg.DataDir, "node", a.cfg.NodeID)
+	a.log.Info("natter is serving", "addr", a.Addr(), "data", a.cfg.DataDir, "node", a.cfg.NodeID, "cluster", a.cluster != nil)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
+	case runErr = <-a.fatal:
+		a.log.Error("the node must stop", "err", runErr)
 	}
 	a.log.Info("shutting down")
 	a.draining.Store(true)
@@ -267,10 +407,12 @@ func (a *App) Run(ctx context.Context) error {
 	unsubscribe()
 	stopSvc() // the appender commits what is still queued before it returns
 	wg.Wait()
-	a.presence.Close()
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
 	}
 	a.log.Info("stopped")
 	return runErr
 }
+
+// NodeID returns the node id this node makes ids with.
+func (a *App) NodeID() int64 { return a.cfg.NodeID }

@@ -23,9 +23,11 @@ func TestImportDirection(t *testing.T) {
 		{"internal/sqlite", []string{mod + "internal/core", mod + "internal/membus", mod + "internal/auth", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
 		{"internal/postgres", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/membus", mod + "internal/auth", mod + "internal/hub", mod + "internal/app"}, "an adapter imports the domain and its one library"},
 		{"internal/membus", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/hub"}, "an adapter imports the domain and its one library"},
+		{"internal/natsbus", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/hub", mod + "internal/app"}, "an adapter imports the domain and its one library"},
+		{"internal/sequencer", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/natsbus", mod + "internal/hub", mod + "internal/app"}, "the sequencer orders events; the store reaches it as a function"},
 		{"internal/hub", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/core", mod + "internal/wsapi"}, "the hub fans out; it knows no backend or transport"},
-		{"internal/httpapi", []string{mod + "internal/sqlite", mod + "internal/membus"}, "transports reach backends only through core"},
-		{"internal/wsapi", []string{mod + "internal/sqlite", mod + "internal/membus"}, "transports reach backends only through core"},
+		{"internal/httpapi", []string{mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/natsbus"}, "transports reach backends only through core"},
+		{"internal/wsapi", []string{mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/natsbus"}, "transports reach backends only through core"},
 		{"client", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/app"}, "the public client speaks only the wire protocol"},
 	}
 	for _, r := range rules {

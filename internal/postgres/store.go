@@ -178,3 +178,20 @@ func ids[ID ~int64](vs []int64) []ID {
 	}
 	return out
 }
+
+// SigningKey returns the cluster's token signing key: candidate if no key
+// was stored yet (it is stored, once, by whichever node gets there first),
+// else the stored one. Every node of a cluster thus signs and verifies
+// with the same key. Errors are CodeUnavailable.
+func (s *Store) SigningKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	const op = "postgres.SigningKey"
+	if _, err := s.pool.Exec(ctx, `INSERT INTO signing_key (id, private_key, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING`,
+		candidate, s.now().UTC().Truncate(time.Millisecond)); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	var key []byte
+	if err := s.pool.QueryRow(ctx, `SELECT private_key FROM signing_key WHERE id = 1`).Scan(&key); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return key, nil
+}

@@ -454,3 +454,34 @@ func BenchmarkAppendMessages(b *testing.B) {
 		})
 	}
 }
+
+// Nodes starting at once on a fresh database end up with one shared
+// signing key: the first candidate stored, never replaced afterwards.
+func TestStore_SigningKeyIsSharedByEveryNode(t *testing.T) {
+	t.Parallel()
+	dbURL := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t, dbURL)
+	const nodes = 4
+	got := make([][]byte, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() {
+			s := postgres.OpenTestStore(t, dbURL, schema)
+			got[i], errs[i] = s.SigningKey(t.Context(), []byte(fmt.Sprintf("candidate key of node %d", i)))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range nodes {
+		if string(got[i]) != string(got[0]) {
+			t.Fatalf("node %d got key %q, node 0 got %q", i, got[i], got[0])
+		}
+	}
+	later, err := postgres.OpenTestStore(t, dbURL, schema).SigningKey(t.Context(), []byte("a later node's candidate"))
+	if err != nil || string(later) != string(got[0]) {
+		t.Fatalf("a later node got %q, %v; want the first key %q", later, err, got[0])
+	}
+}

@@ -260,20 +260,7 @@ func (ws *Handler) Run(ctx context.Context) {
 // frame), and waits until they are gone or ctx is done.
 func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 	ws.draining.Store(true)
-	ws.mu.Lock()
-	for _, st := range ws.streams {
-		st.end(reconnectFrame(jitter))
-	}
-	for c := range ws.conns {
-		frame := reconnectFrame(jitter)
-		s := c.socket
-		s.Async(func() {
-			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = s.WriteMessage(gws.OpcodeText, frame)
-			_ = s.WriteClose(1001, []byte("server restarting"))
-		})
-	}
-	ws.mu.Unlock()
+	ws.tellReconnect(jitter, "server restarting")
 	for ws.Conns() > 0 {
 		select {
 		case <-ctx.Done():
@@ -288,6 +275,34 @@ func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 			return
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// Reconnect tells every connected client to reconnect after a random
+// delay below jitter and closes its connection, without draining: the
+// node keeps serving, and the clients come back (to it or another node)
+// and catch up from their cursors. A node calls it when its bus lost
+// events, so that no client keeps a cursor past a change it never got.
+func (ws *Handler) Reconnect(jitter time.Duration) {
+	ws.tellReconnect(jitter, "missed events, reconnect to catch up")
+}
+
+// tellReconnect sends every connection a reconnect frame and closes it
+// (WebSockets with 1001 and reason; event streams end after the frame).
+func (ws *Handler) tellReconnect(jitter time.Duration, reason string) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, st := range ws.streams {
+		st.end(reconnectFrame(jitter))
+	}
+	for c := range ws.conns {
+		frame := reconnectFrame(jitter)
+		s := c.socket
+		s.Async(func() {
+			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = s.WriteMessage(gws.OpcodeText, frame)
+			_ = s.WriteClose(1001, []byte(reason))
+		})
 	}
 }
 

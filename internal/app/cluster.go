@@ -1,0 +1,156 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/natsbus"
+	"github.com/natter-chat/natter/internal/sequencer"
+)
+
+// clusterParts are a cluster node's NATS pieces: the connection, the bus
+// on it, presence in JetStream KV and the node id lease.
+type clusterParts struct {
+	nc       *nats.Conn
+	bus      *natsbus.Bus
+	presence *natsbus.Presence
+	lease    *natsbus.Lease
+	seq      *sequencer.Sequencer // set by wrapHandler
+	stopWait chan struct{}        // closed by close: ends the lease watcher
+}
+
+// joinCluster connects to NATS, leases a node id and starts presence.
+// A node id lease that is lost later (NATS unreachable for longer than
+// the lease lasts, or taken over) stops the node through a.fatal: two
+// nodes must never make ids with the same node id.
+func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
+	cfg := a.cfg
+	name := cfg.Cluster
+	if name == "" {
+		name = "natter"
+	}
+	nc, err := nats.Connect(cfg.Bus,
+		nats.Name("natter node"),
+		nats.MaxReconnects(-1), // a node never gives up on NATS; /readyz says when it is away
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil when the node closes the connection itself
+				a.log.Warn("NATS connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("NATS connection back", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Bus, err)
+	}
+	c := &clusterParts{nc: nc, stopWait: make(chan struct{})}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("NATS at %s: %w", cfg.Bus, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	leaseTTL := cfg.NodeLeaseTTL
+	if leaseTTL <= 0 {
+		leaseTTL = 2 * time.Minute
+	}
+	c.lease, err = natsbus.AcquireNodeID(ctx, nc, natsbus.LeaseOptions{
+		Bucket: name + "_nodes", TTL: leaseTTL, Refresh: leaseTTL / 6, Want: cfg.NodeID, Replicas: cfg.NATSReplicas, Logger: a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node id: %w", err)
+	}
+	go func() {
+		select {
+		case <-c.lease.Lost():
+			select {
+			case a.fatal <- fmt.Errorf("node id %d lease lost: stopping before another node can take the id", c.lease.ID()):
+			default:
+			}
+		case <-c.stopWait:
+		}
+	}()
+	ttl := cfg.PresenceTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Second
+	}
+	c.presence, err = natsbus.NewPresence(ctx, nc, natsbus.PresenceOptions{
+		Bucket: name + "_presence", Node: fmt.Sprintf("n%d", c.lease.ID()), Replicas: cfg.NATSReplicas,
+		TTL: ttl, Refresh: ttl / 3, Grace: cfg.PresenceGrace, Logger: a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence: %w", err)
+	}
+	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnLoss: func(dropped int) {
+		// Some events never reached this node: tell its clients to
+		// reconnect (after jitter) and catch up from their cursors.
+		a.log.Warn("events were lost on the way to this node; clients will reconnect and catch up", "dropped", dropped)
+		if c.seq != nil {
+			c.seq.Reset()
+		}
+		if a.ws != nil {
+			a.ws.Reconnect(a.cfg.DrainJitter)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// wrapHandler returns the bus handler for this node's hub: events from
+// every node pass a sequencer, which hands each conversation's messages
+// on in seq order, without duplicates, fetching from the store what is
+// late (see package sequencer). Nodes publish after their commits, in
+// their own order, so two nodes' messages of one conversation can cross
+// on the way to a third.
+func (c *clusterParts) wrapHandler(a *App, handle func(chat.Event)) func(chat.Event) {
+	store := a.store
+	c.seq = sequencer.New(handle, sequencer.Options{
+		Logger: a.log,
+		Fetch: func(ctx context.Context, conv chat.ConversationID, after int64, limit int) ([]chat.Message, error) {
+			return store.ListMessages(ctx, chat.MessageQuery{Conv: conv, After: after, Forward: true, Limit: limit})
+		},
+	})
+	return c.seq.Handle
+}
+
+// ready reports whether the node can serve: it holds its node id lease.
+// A node whose NATS connection is down still serves (sends are stored and
+// acknowledged; live delivery between nodes waits for NATS, and clients
+// catch up when it is back): failing readiness on NATS alone would take
+// every node out of the load balancer at once.
+func (c *clusterParts) ready() error {
+	if !c.lease.Valid() {
+		return chat.Errorf(chat.CodeUnavailable, "node id lease not held")
+	}
+	return nil
+}
+
+// close releases the lease and closes the connection after flushing what
+// is still buffered (events published during a reconnect among them).
+// Presence is closed before, by the app.
+func (c *clusterParts) close() {
+	select {
+	case <-c.stopWait:
+		return
+	default:
+		close(c.stopWait)
+	}
+	if c.lease != nil {
+		c.lease.Close()
+	}
+	_ = c.nc.FlushTimeout(2 * time.Second)
+	c.nc.Close()
+}

@@ -1,0 +1,361 @@
+package sequencer
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+const (
+	defaultHold     = 300 * time.Millisecond
+	defaultMaxConvs = 100_000
+	defaultMaxHeld  = 1024
+	// maxFetchAttempts is how many fetches of one gap fail before the gap
+	// is skipped.
+	maxFetchAttempts = 4
+	// maxConcurrentFetches bounds the fetches Run has in flight.
+	maxConcurrentFetches = 4
+	// fetchTimeout bounds one call of Options.Fetch.
+	fetchTimeout = 10 * time.Second
+	// keptCapacity is the largest per-conversation buffer kept for reuse
+	// once it is empty; larger ones are released.
+	keptCapacity = 16
+)
+
+// Options configures a Sequencer. The zero value is usable (it never
+// fetches: gaps are skipped after Hold).
+type Options struct {
+	// Hold is how long a message that arrived ahead of a missing one waits
+	// for it before the missing ones are fetched; zero means 300ms.
+	Hold time.Duration
+	// MaxConvs is how many conversations have state; beyond it the least
+	// recently used one is forgotten. Zero means 100,000.
+	MaxConvs int
+	// MaxHeld is how many events one conversation may hold while it waits
+	// for a missing message; zero means 1024.
+	MaxHeld int
+	// Fetch returns the messages of conv with seq > afterSeq in ascending
+	// seq order, at most limit (<= chat.MaxPageSize) of them. It is called
+	// from Run's goroutines, never from Handle. Nil means gaps are skipped
+	// instead of filled.
+	Fetch func(ctx context.Context, conv chat.ConversationID, afterSeq int64, limit int) ([]chat.Message, error)
+	// Logger receives a warning for every failed fetch and skipped gap;
+	// nil means discard.
+	Logger *slog.Logger
+	// Now is the clock that times holds and retries; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats counts what a Sequencer did since New.
+type Stats struct {
+	Reordered  int64 // message events held, then delivered in seq order
+	Fetched    int64 // fetched messages delivered to fill gaps
+	Duplicates int64 // message events dropped: their seq was already delivered or held
+	// FetchErrors counts fetches that failed or returned none of the
+	// missing messages.
+	FetchErrors int64
+	Skipped     int64 // gaps skipped: held events delivered past missing messages
+	Evicted     int64 // conversations forgotten to stay within MaxConvs
+}
+
+// Sequencer orders a node's incoming message events per conversation (see
+// the package doc). Create it with New; it is safe for concurrent use.
+type Sequencer struct {
+	handle   func(chat.Event)
+	hold     time.Duration
+	maxConvs int
+	maxHeld  int
+	fetch    func(context.Context, chat.ConversationID, int64, int) ([]chat.Message, error)
+	log      *slog.Logger
+	now      func() time.Time
+	tick     time.Duration
+	wake     chan struct{} // Run looks for due gaps when it receives
+
+	// mu guards everything below and is held while handle runs, which is
+	// what keeps deliveries in order and never concurrent.
+	mu       sync.Mutex
+	convs    map[chat.ConversationID]*conv
+	lru      conv                          // sentinel: lru.next is the most recently used, lru.prev the least
+	waiting  map[chat.ConversationID]*conv // conversations holding events
+	epoch    uint64                        // incremented by Reset, so that fetches started before it are ignored
+	inflight int                           // fetches running
+
+	reordered, fetched, duplicates, fetchErrors, skipped, evicted atomic.Int64
+}
+
+// conv is the state of one conversation.
+type conv struct {
+	id   chat.ConversationID
+	last int64 // seq of the last delivered message
+	// held are message events with seq > last+1, in ascending seq order,
+	// without duplicates.
+	held []chat.Event
+	// queued are other events that arrived while messages were held, in
+	// arrival order; their barriers never decrease and each is the seq of
+	// a held message, so queued is empty whenever held is.
+	queued []queuedEvent
+	// deadline is, while events are held, when the first gap is due for a
+	// fetch (or to be skipped).
+	deadline time.Time
+	attempts int  // failed fetches of the current gap
+	fetching bool // a fetch for this conversation is running
+
+	prev, next *conv // LRU list
+}
+
+// queuedEvent is an event to deliver once the message with seq barrier has
+// been delivered (or skipped).
+type queuedEvent struct {
+	barrier int64
+	event   chat.Event
+}
+
+// New returns a Sequencer that calls handle with the events given to
+// Handle, in the order described in the package doc. handle is called with
+// the Sequencer's lock held: it must not block for long and must not call
+// Handle or Reset (Stats is fine).
+func New(handle func(chat.Event), opts Options) *Sequencer {
+	s := &Sequencer{
+		handle:   handle,
+		hold:     opts.Hold,
+		maxConvs: opts.MaxConvs,
+		maxHeld:  opts.MaxHeld,
+		fetch:    opts.Fetch,
+		log:      opts.Logger,
+		now:      opts.Now,
+		wake:     make(chan struct{}, 1),
+		convs:    make(map[chat.ConversationID]*conv),
+		waiting:  make(map[chat.ConversationID]*conv),
+	}
+	if s.hold <= 0 {
+		s.hold = defaultHold
+	}
+	if s.maxConvs <= 0 {
+		s.maxConvs = defaultMaxConvs
+	}
+	if s.maxHeld <= 0 {
+		s.maxHeld = defaultMaxHeld
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	// Run checks deadlines on a ticker rather than on timers computed from
+	// Now, so that an injected clock works; a tenth of Hold keeps the
+	// error small.
+	s.tick = min(max(s.hold/10, time.Millisecond), 50*time.Millisecond)
+	s.lru.next, s.lru.prev = &s.lru, &s.lru
+	return s
+}
+
+// Stats returns the counters. It does not take the lock.
+func (s *Sequencer) Stats() Stats {
+	return Stats{
+		Reordered:   s.reordered.Load(),
+		Fetched:     s.fetched.Load(),
+		Duplicates:  s.duplicates.Load(),
+		FetchErrors: s.fetchErrors.Load(),
+		Skipped:     s.skipped.Load(),
+		Evicted:     s.evicted.Load(),
+	}
+}
+
+// Handle delivers, holds, queues or drops e (see the package doc). It does
+// no I/O; it blocks only while another delivery runs.
+func (s *Sequencer) Handle(e chat.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.Kind != chat.EventMessage || e.Message == nil {
+		s.passLocked(e)
+		return
+	}
+	seq := e.Message.Seq
+	c := s.convs[e.Conv]
+	if c == nil {
+		c = s.addLocked(e.Conv)
+		c.last = seq
+		s.handle(e)
+		return
+	}
+	s.touchLocked(c)
+	switch {
+	case seq <= c.last:
+		s.duplicates.Add(1)
+	case seq == c.last+1:
+		c.last = seq
+		s.handle(e)
+		if len(c.held) > 0 {
+			s.releaseLocked(c)
+			if len(c.held) > 0 {
+				// A new gap: it gets its own hold.
+				c.deadline = s.now().Add(s.hold)
+				c.attempts = 0
+			}
+		}
+	default:
+		s.holdLocked(c, e)
+	}
+}
+
+// Reset delivers what every conversation holds, then forgets all
+// conversations: the next message of each is delivered as is. Fetches in
+// flight are ignored when they return.
+func (s *Sequencer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.waiting {
+		s.skipLocked(c, "reset")
+	}
+	clear(s.convs)
+	clear(s.waiting)
+	s.lru.next, s.lru.prev = &s.lru, &s.lru
+	s.epoch++
+}
+
+// passLocked delivers an event that is not sequenced, or queues it behind
+// the messages its conversation holds.
+func (s *Sequencer) passLocked(e chat.Event) {
+	c := s.convs[e.Conv]
+	if c == nil || len(c.held) == 0 {
+		s.handle(e)
+		return
+	}
+	c.queued = append(c.queued, queuedEvent{barrier: c.held[len(c.held)-1].Message.Seq, event: e})
+	s.checkBoundLocked(c)
+}
+
+// holdLocked keeps message event e (seq > last+1) until the messages before
+// it are delivered.
+func (s *Sequencer) holdLocked(c *conv, e chat.Event) {
+	seq := e.Message.Seq
+	i, found := slices.BinarySearchFunc(c.held, seq, func(h chat.Event, seq int64) int {
+		return cmp.Compare(h.Message.Seq, seq)
+	})
+	if found {
+		s.duplicates.Add(1)
+		return
+	}
+	c.held = slices.Insert(c.held, i, e)
+	if len(c.held) == 1 && len(c.queued) == 0 {
+		c.deadline = s.now().Add(s.hold)
+		c.attempts = 0
+		s.waiting[c.id] = c
+		s.wakeRun()
+	}
+	s.checkBoundLocked(c)
+}
+
+// checkBoundLocked makes c's gap due at once when c holds MaxHeld events,
+// and skips it when c holds more.
+func (s *Sequencer) checkBoundLocked(c *conv) {
+	switch n := len(c.held) + len(c.queued); {
+	case n > s.maxHeld:
+		s.skipLocked(c, "too many held events")
+	case n == s.maxHeld:
+		c.deadline = s.now()
+		s.wakeRun()
+	}
+}
+
+// releaseLocked delivers the held messages that follow c.last without a
+// gap, and the queued events whose barrier they pass, in order.
+func (s *Sequencer) releaseLocked(c *conv) {
+	h, q := 0, 0
+	for {
+		for q < len(c.queued) && c.queued[q].barrier <= c.last {
+			s.handle(c.queued[q].event)
+			q++
+		}
+		if h == len(c.held) || c.held[h].Message.Seq != c.last+1 {
+			break
+		}
+		c.last++
+		s.handle(c.held[h])
+		h++
+	}
+	s.reordered.Add(int64(h))
+	c.held = slices.Delete(c.held, 0, h)
+	c.queued = slices.Delete(c.queued, 0, q)
+	if len(c.held) == 0 {
+		s.settleLocked(c)
+	}
+}
+
+// skipLocked delivers everything c holds, past the missing messages.
+func (s *Sequencer) skipLocked(c *conv, reason string) {
+	for len(c.held) > 0 {
+		next := c.held[0].Message.Seq
+		s.skipped.Add(1)
+		s.log.Warn("sequencer: skipped missing messages: "+reason, "conv", c.id, "seq", c.last+1)
+		c.last = next - 1
+		s.releaseLocked(c)
+	}
+	s.settleLocked(c)
+}
+
+// settleLocked ends c's wait once it holds nothing.
+func (s *Sequencer) settleLocked(c *conv) {
+	// By the invariant on queued there is nothing to deliver here; if
+	// there were, losing it would be worse than delivering it late.
+	for _, q := range c.queued {
+		s.handle(q.event)
+	}
+	clear(c.queued)
+	c.queued = c.queued[:0]
+	if cap(c.held) > keptCapacity {
+		c.held = nil
+	}
+	if cap(c.queued) > keptCapacity {
+		c.queued = nil
+	}
+	c.attempts = 0
+	delete(s.waiting, c.id)
+}
+
+// addLocked creates the state of conversation id, forgetting the least
+// recently used conversation if there are too many.
+func (s *Sequencer) addLocked(id chat.ConversationID) *conv {
+	if len(s.convs) >= s.maxConvs {
+		old := s.lru.prev
+		if len(old.held) > 0 {
+			s.skipLocked(old, "conversation evicted")
+		}
+		old.prev.next, old.next.prev = old.next, old.prev
+		delete(s.convs, old.id)
+		s.evicted.Add(1)
+	}
+	c := &conv{id: id}
+	s.convs[id] = c
+	c.prev, c.next = &s.lru, s.lru.next
+	c.next.prev = c
+	s.lru.next = c
+	return c
+}
+
+// touchLocked marks c as the most recently used conversation.
+func (s *Sequencer) touchLocked(c *conv) {
+	if s.lru.next == c {
+		return
+	}
+	c.prev.next, c.next.prev = c.next, c.prev
+	c.prev, c.next = &s.lru, s.lru.next
+	c.next.prev = c
+	s.lru.next = c
+}
+
+// wakeRun makes Run look for due gaps without waiting for its next tick.
+func (s *Sequencer) wakeRun() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
