@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/natter-chat/natter/internal/app"
@@ -23,6 +25,7 @@ type serveCmd struct {
 	NodeID          int64         `help:"Node id, 0-1023, part of every id; -1 picks one (0 in embedded mode, a free id leased on NATS in cluster mode)." default:"-1" env:"NATTER_NODE_ID"`
 	MaxTextBytes    int           `help:"Longest message text in bytes." default:"16384" env:"NATTER_MAX_TEXT_BYTES"`
 	AllowedOrigins  []string      `help:"Browser origins allowed to open WebSockets besides the server's own (comma-separated; * for any)." env:"NATTER_ALLOWED_ORIGINS"`
+	TrustedProxies  []string      `help:"Load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For header names the client; the login throttle counts failures per client address." env:"NATTER_TRUSTED_PROXIES"`
 	ShutdownTimeout time.Duration `help:"Longest graceful shutdown." default:"25s" env:"NATTER_SHUTDOWN_TIMEOUT"`
 	DrainJitter     time.Duration `help:"On shutdown, clients are told to reconnect within this random delay." default:"5s" env:"NATTER_DRAIN_JITTER"`
 	WSQueueFrames   int64         `help:"Frames queued per WebSocket before the client is dropped as too slow." default:"1024" env:"NATTER_WS_QUEUE_FRAMES"`
@@ -41,9 +44,13 @@ type serveCmd struct {
 
 func (s *serveCmd) Run(ctx context.Context) error {
 	log := newLogger(os.Stderr, s.LogFormat, s.LogLevel)
+	proxies, err := parsePrefixes(s.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	a, err := app.New(ctx, app.Config{
 		Addr: s.Addr, DataDir: s.Data, NodeID: s.NodeID, Store: s.Store, StoreSchema: s.StoreSchema, Bus: s.Bus, Cluster: s.Cluster, NATSReplicas: s.NATSReplicas, MaxTextBytes: s.MaxTextBytes,
-		AllowedOrigins: s.AllowedOrigins, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
+		AllowedOrigins: s.AllowedOrigins, TrustedProxies: proxies, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
 		DebugAddr: s.DebugAddr, Logger: log, SendRate: s.SendRate, RESTRate: s.RESTRate,
 		PresenceGrace: s.PresenceGrace, MaxReplay: s.MaxReplay,
 		WS: wsapi.Options{QueueFrames: s.WSQueueFrames, IdleTimeout: s.WSIdleTimeout, PingInterval: s.WSPingInterval,
@@ -79,4 +86,25 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// parsePrefixes parses IP addresses and CIDR networks.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is neither an IP address nor a CIDR network", v)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,17 +68,18 @@ type Config struct {
 	// automatic: 0 in embedded mode, a free id leased on NATS in cluster
 	// mode (where an explicit id is leased too, and refused if held).
 	NodeID          int64
-	NodeLeaseTTL    time.Duration // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
-	NATSReplicas    int           // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
-	PresenceTTL     time.Duration // cluster mode: a dead node's users go offline this long (plus PresenceGrace) after it died; zero means 15s
-	MaxTextBytes    int           // longest message text; zero means 16 KiB
-	AllowedOrigins  []string      // extra browser origins allowed on /v1/ws
-	ShutdownTimeout time.Duration // longest graceful shutdown; zero means 25s
-	DrainJitter     time.Duration // clients reconnect within this; zero means 5s
-	DebugAddr       string        // if set, serves /debug/pprof and /metrics there
-	SendRate        float64       // sends per second per user (burst: twice as many); zero means 200, negative means unlimited
-	RESTRate        float64       // REST requests per second per user (burst: twice as many); zero means 100, negative means unlimited
-	WS              wsapi.Options // WebSocket tuning; zero values as documented there
+	NodeLeaseTTL    time.Duration  // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
+	NATSReplicas    int            // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
+	PresenceTTL     time.Duration  // cluster mode: a dead node's users go offline this long (plus PresenceGrace) after it died; zero means 15s
+	MaxTextBytes    int            // longest message text; zero means 16 KiB
+	AllowedOrigins  []string       // extra browser origins allowed on /v1/ws
+	TrustedProxies  []netip.Prefix // load balancers whose X-Forwarded-For names the client (for the login throttle)
+	ShutdownTimeout time.Duration  // longest graceful shutdown; zero means 25s
+	DrainJitter     time.Duration  // clients reconnect within this; zero means 5s
+	DebugAddr       string         // if set, serves /debug/pprof and /metrics there
+	SendRate        float64        // sends per second per user (burst: twice as many); zero means 200, negative means unlimited
+	RESTRate        float64        // REST requests per second per user (burst: twice as many); zero means 100, negative means unlimited
+	WS              wsapi.Options  // WebSocket tuning; zero values as documented there
 	Hasher          auth.HasherOptions
 	PresenceGrace   time.Duration // a user goes offline this long after their last connection closed; zero means 5s
 	MaxReplay       int           // most changes a sync replays before answering resync_required; zero means 10,000
@@ -202,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		wsOpts.MaxFrameBytes = envelope
 	}
 	a.ws = wsapi.New(a.svc, a.hub, met, wsOpts)
-	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready, MaxBodyBytes: int64(envelope), Limit: perUser(cfg.RESTRate, 100)})
+	api := httpapi.New(a.svc, met, httpapi.Options{Logger: cfg.Logger, Ready: a.ready, MaxBodyBytes: int64(envelope), Limit: perUser(cfg.RESTRate, 100), TrustedProxies: cfg.TrustedProxies})
 
 	mux := http.NewServeMux()
 	api.Routes(mux)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -30,6 +31,12 @@ type Options struct {
 	// Ready reports whether the node should receive traffic (/readyz).
 	// Nil means "when the store answers Ping".
 	Ready func(ctx context.Context) error
+	// TrustedProxies are the networks of load balancers whose
+	// X-Forwarded-For header is believed: the client address (which the
+	// login throttle counts failures by) is the rightmost address in it
+	// that is not itself a trusted proxy. Empty means the connection's
+	// peer is the client, and the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // API is the REST handler set. Create it with New and mount Routes.
@@ -203,12 +210,48 @@ func jsonProblem(err error) string {
 	return "malformed"
 }
 
-func clientAddr(r *http.Request) string {
+// clientAddr is the address of the client that made r: its peer, or,
+// when the peer is a trusted proxy, the nearest untrusted hop that the
+// proxies recorded in X-Forwarded-For (a client can prepend anything to
+// that header, so only what trusted proxies appended counts).
+func (a *API) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if len(a.opts.TrustedProxies) == 0 || !a.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for h := range strings.SplitSeq(v, ",") {
+			hops = append(hops, strings.TrimSpace(h))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		addr, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			return host // a malformed hop: fall back to the proxy itself
+		}
+		if !a.trusted(addr.String()) {
+			return addr.Unmap().String()
+		}
 	}
 	return host
+}
+
+func (a *API) trusted(host string) bool {
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range a.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func pathID(r *http.Request, name string) (int64, error) {

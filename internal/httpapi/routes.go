@@ -34,7 +34,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ core.Principal) er
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	res, err := a.svc.Login(r.Context(), req.Username, req.Password, req.Device, clientAddr(r))
+	res, err := a.svc.Login(r.Context(), req.Username, req.Password, req.Device, a.clientAddr(r))
 	if err != nil {
 		return err
 	}
