@@ -21,6 +21,7 @@ type loadCmd struct {
 	Rate            float64       `help:"Messages per second from the one sender (fanout)." default:"20"`
 	Conns           int           `help:"Connections to open (idle)." default:"10000"`
 	Users           int           `help:"Users whose tokens the idle connections share." default:"1"`
+	Nodes           []string      `help:"Base URLs of several nodes of one cluster (instead of --addr): users are spread over them, and each receiver is on another node than its sender."`
 	LocalAddrs      []string      `help:"Source addresses for WebSockets, e.g. 127.0.0.2,127.0.0.3 (more ephemeral ports)."`
 	TextSize        int           `help:"Bytes per message text." default:"64"`
 	SetupParallel   int           `help:"Concurrent registrations during setup." default:"4"`
@@ -31,7 +32,7 @@ func (l *loadCmd) Run(ctx context.Context) error {
 	return loadtest.Run(ctx, loadtest.Options{
 		Scenario: l.Scenario, Addr: l.Addr, AllowRemote: l.AllowRemote, Duration: l.Duration, Drain: l.Drain,
 		Senders: l.Senders, Messages: l.Messages, Window: l.Window, Members: l.Members, Rate: l.Rate,
-		Conns: l.Conns, Users: l.Users, LocalAddrs: l.LocalAddrs, TextSize: l.TextSize,
+		Conns: l.Conns, Users: l.Users, LocalAddrs: l.LocalAddrs, Nodes: l.Nodes, TextSize: l.TextSize,
 		SetupParallel: l.SetupParallel, ConnectParallel: l.ConnectParallel,
 	}, os.Stdout)
 }

@@ -24,6 +24,11 @@ type Options struct {
 	Scenario string
 	// Addr is the server's base URL. Empty means "http://127.0.0.1:8080".
 	Addr string
+	// Nodes, if set, are the base URLs of several nodes of one cluster
+	// (Addr is then ignored): users are spread over them round robin, and
+	// in the sends scenario each receiver is on another node than its
+	// sender, so every delivery crosses the bus between nodes.
+	Nodes []string
 	// AllowRemote permits a target that is not loopback (localhost,
 	// 127.0.0.0/8, ::1). False means such a target is refused.
 	AllowRemote bool
@@ -79,6 +84,9 @@ func (o Options) withDefaults() Options {
 	if o.Scenario == "" {
 		o.Scenario = ScenarioSends
 	}
+	if len(o.Nodes) > 0 {
+		o.Addr = o.Nodes[0]
+	}
 	if o.Addr == "" {
 		o.Addr = "http://127.0.0.1:8080"
 	}
@@ -118,6 +126,11 @@ func (o Options) validate() error {
 	}
 	if err := checkTarget(o.Addr, o.AllowRemote); err != nil {
 		errs = append(errs, err)
+	}
+	for _, n := range o.Nodes[min(1, len(o.Nodes)):] {
+		if err := checkTarget(n, o.AllowRemote); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for name, v := range map[string]int{
 		"senders": o.Senders, "messages": o.Messages, "window": o.Window, "members": o.Members,

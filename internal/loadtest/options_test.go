@@ -63,3 +63,25 @@ func TestRun_RefusesRemoteTargetBeforeAnyRequest(t *testing.T) {
 		t.Errorf("Run printed %q before refusing", out.String())
 	}
 }
+
+// With several nodes, every node must pass the loopback check, and each
+// receiver lands on another node than its sender.
+func TestOptions_Nodes(t *testing.T) {
+	o := Options{Nodes: []string{"http://127.0.0.1:1", "http://10.0.0.5:2"}}.withDefaults()
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "10.0.0.5") {
+		t.Fatalf("a remote node was accepted: %v", err)
+	}
+	o = Options{Nodes: []string{"http://127.0.0.1:1", "http://127.0.0.2:2", "http://127.0.0.3:3"}}.withDefaults()
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{opts: o}
+	for i := range 6 {
+		if s, rc := r.nodeFor("s", i), r.nodeFor("r", i); s == rc {
+			t.Errorf("sender %d and its receiver both on %s", i, s)
+		}
+	}
+	if o.Addr != o.Nodes[0] {
+		t.Errorf("Addr %q, want the first node", o.Addr)
+	}
+}

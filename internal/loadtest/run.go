@@ -110,7 +110,7 @@ func (r *run) register(ctx context.Context, role, label string, n int) ([]user, 
 	start := time.Now()
 	users := make([]user, n)
 	err := forEach(ctx, n, r.opts.SetupParallel, func(ctx context.Context, i int) error {
-		c := client.New(r.opts.Addr, client.Options{HTTPClient: r.hc, Device: "natter-load"})
+		c := client.New(r.nodeFor(role, i), client.Options{HTTPClient: r.hc, Device: "natter-load"})
 		name := fmt.Sprintf("lt%s%s%d", r.id, role, i)
 		a, err := retry(ctx, func() (client.AuthResponse, error) { return c.Register(ctx, name, r.password) })
 		if err != nil {
@@ -124,6 +124,19 @@ func (r *run) register(ctx context.Context, role, label string, n int) ([]user, 
 	}
 	r.printf("setup: registered %d %s in %s\n", n, label, time.Since(start).Round(time.Millisecond))
 	return users, nil
+}
+
+// nodeFor is the base URL user i of role talks to: Addr, or with several
+// Nodes round robin, receivers ("r") one node further than their senders.
+func (r *run) nodeFor(role string, i int) string {
+	n := len(r.opts.Nodes)
+	if n < 2 {
+		return r.opts.Addr
+	}
+	if role == "r" {
+		i++
+	}
+	return r.opts.Nodes[i%n]
 }
 
 // connect opens one connection per client, with bounded parallelism and
