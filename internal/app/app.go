@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
 	}, core.Options{
-		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay,
+		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay, ObserveByCaller: true,
 		Observe: func(n int, took time.Duration, err error) {
 			met.CommitBatch.Observe(float64(n))
 			met.CommitLatency.Observe(took.Seconds())
@@ -215,9 +215,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// The web client: "/" (not "GET /", which conflicts with "/v1/") ranks below every API route.
 	mux.Handle("/", web.Handler())
 	a.handler = mux
-	handle := a.hub.Handle
+	// One bus subscription per node: the core forgets memberships that
+	// a removal ends before the hub hears of it.
+	deliver := a.hub.Handle
 	if a.cluster != nil {
-		handle = a.cluster.wrapHandler(a, handle)
+		deliver = a.cluster.wrapHandler(a, deliver)
+	}
+	handle := func(e chat.Event) {
+		a.svc.Observe(e)
+		deliver(e)
 	}
 	a.subscribe = func(ctx context.Context) (func(), error) {
 		unsubscribe, err := bus.Subscribe(ctx, handle)

@@ -21,6 +21,10 @@ type Options struct {
 	TypingInterval  time.Duration // a user's "typing" in a conversation is forwarded at most this often; zero means 3s
 	TypingExpiry    time.Duration // recipients forget a "typing" after this without a repeat; zero means 6s
 	MaxReplay       int           // the most changes a sync replays before answering resync_required; zero means 10,000
+	// ObserveByCaller says that the caller hands every bus event to
+	// Observe from its own subscription, so Run does not subscribe (a node
+	// then decodes each event once, not once per subscription).
+	ObserveByCaller bool
 	Now             func() time.Time
 	Logger          *slog.Logger // nil means discard
 	// Observe, if set, is told the outcome of every commit batch (for metrics).
@@ -119,17 +123,24 @@ func New(d Deps, opts Options) *Service {
 // queued (so that in-flight sends finish) and returns. It also listens on
 // the bus for removals made on other nodes, to forget cached memberships.
 func (s *Service) Run(ctx context.Context) error {
-	cancel, err := s.bus.Subscribe(ctx, func(e chat.Event) {
-		if e.Kind == chat.EventMemberRemoved {
-			s.members.forget(e.Conv, e.Users)
+	if !s.opts.ObserveByCaller {
+		cancel, err := s.bus.Subscribe(ctx, s.Observe)
+		if err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
+		defer cancel()
 	}
-	defer cancel()
 	s.appender.run(ctx)
 	return nil
+}
+
+// Observe takes note of an event from the bus: a removal made on any node
+// drops the cached memberships it ends. Run calls it unless
+// Options.ObserveByCaller.
+func (s *Service) Observe(e chat.Event) {
+	if e.Kind == chat.EventMemberRemoved {
+		s.members.forget(e.Conv, e.Users)
+	}
 }
 
 // Options returns the effective options (defaults filled in).
