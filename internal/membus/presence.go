@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/presencewatch"
 )
 
 // errPresenceClosed is the cause of the error every Presence method returns
@@ -70,7 +71,7 @@ type Presence struct {
 	users    map[chat.UserID]*presenceUser // live users: see tidyLocked for when one leaves
 	offline  map[chat.UserID]*list.Element // of *offlineUser; an id is never in both users and offline
 	gone     *list.List                    // offline users, the most recently gone at the front
-	watchers map[*watcher]struct{}
+	watchers map[*presencewatch.Watcher]struct{}
 }
 
 var _ chat.Presence = (*Presence)(nil)
@@ -115,7 +116,7 @@ func NewPresence(opts PresenceOptions) *Presence {
 		users:       make(map[chat.UserID]*presenceUser),
 		offline:     make(map[chat.UserID]*list.Element),
 		gone:        list.New(),
-		watchers:    make(map[*watcher]struct{}),
+		watchers:    make(map[*presencewatch.Watcher]struct{}),
 	}
 	if p.grace <= 0 {
 		p.grace = 5 * time.Second
@@ -238,13 +239,7 @@ func (p *Presence) Get(_ context.Context, users []chat.UserID) ([]chat.PresenceS
 // state of each user whose state changed meanwhile. handle must not call
 // cancel or Close. Watch returns an unavailable error after Close.
 func (p *Presence) Watch(ctx context.Context, handle func(chat.PresenceState)) (cancel func(), err error) {
-	w := &watcher{
-		size:     p.queueSize,
-		overflow: make(map[chat.UserID]chat.PresenceState),
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-	}
+	w := presencewatch.New(p.queueSize)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -253,13 +248,12 @@ func (p *Presence) Watch(ctx context.Context, handle func(chat.PresenceState)) (
 	p.watchers[w] = struct{}{}
 	p.mu.Unlock()
 	go func() {
-		defer close(w.done)
-		w.run(ctx, handle)
+		w.Run(ctx, handle)
 		p.mu.Lock()
 		delete(p.watchers, w)
 		p.mu.Unlock()
 	}()
-	return func() { w.halt(); <-w.done }, nil
+	return func() { w.Halt(); <-w.Done() }, nil
 }
 
 // Close stops every timer and watcher and waits for them; handlers are not
@@ -278,14 +272,14 @@ func (p *Presence) Close() {
 			u.debounce = nil
 		}
 	}
-	ws := make([]*watcher, 0, len(p.watchers))
+	ws := make([]*presencewatch.Watcher, 0, len(p.watchers))
 	for w := range p.watchers {
 		ws = append(ws, w)
 	}
 	p.mu.Unlock()
 	for _, w := range ws {
-		w.halt()
-		<-w.done
+		w.Halt()
+		<-w.Done()
 	}
 	p.timers.Wait() // callbacks that fired before Close find p closed and return
 }
@@ -370,7 +364,7 @@ func (p *Presence) announceLocked(u *presenceUser) {
 	}
 	u.announced, u.announcedAt = u.status, now
 	for w := range p.watchers {
-		w.push(st)
+		w.Push(st)
 	}
 }
 
@@ -412,73 +406,5 @@ func (p *Presence) scheduleLocked(d time.Duration, f func(t *timer)) *timer {
 func (p *Presence) stopLocked(t *timer) {
 	if t.stop() {
 		p.timers.Done()
-	}
-}
-
-// watcher is one Watch: a bounded queue, then the latest state of each
-// user whose announcements did not fit, drained by the watcher's goroutine.
-// While overflow is not empty every announcement goes there, so each
-// user's announcements are delivered in order.
-type watcher struct {
-	size     int
-	mu       sync.Mutex
-	queue    []chat.PresenceState // at most size
-	overflow map[chat.UserID]chat.PresenceState
-	order    []chat.UserID // the keys of overflow, in the order they entered
-	wake     chan struct{} // capacity 1: a pending wake-up suffices
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{} // closed when the goroutine has returned
-}
-
-// push queues st without blocking.
-func (w *watcher) push(st chat.PresenceState) {
-	w.mu.Lock()
-	if len(w.order) == 0 && len(w.queue) < w.size {
-		w.queue = append(w.queue, st)
-	} else {
-		if _, queued := w.overflow[st.User]; !queued {
-			w.order = append(w.order, st.User)
-		}
-		w.overflow[st.User] = st
-	}
-	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *watcher) halt() { w.stopOnce.Do(func() { close(w.stop) }) }
-
-// run calls handle with the queued states until halted or ctx is done.
-func (w *watcher) run(ctx context.Context, handle func(chat.PresenceState)) {
-	var batch []chat.PresenceState
-	for {
-		select {
-		case <-w.wake:
-		case <-w.stop:
-			return
-		case <-ctx.Done():
-			return
-		}
-		w.mu.Lock()
-		batch = append(batch[:0], w.queue...)
-		for _, id := range w.order {
-			batch = append(batch, w.overflow[id])
-		}
-		w.queue, w.order = w.queue[:0], w.order[:0]
-		clear(w.overflow)
-		w.mu.Unlock()
-		for _, st := range batch {
-			select {
-			case <-w.stop:
-				return
-			case <-ctx.Done():
-				return
-			default:
-			}
-			handle(st)
-		}
 	}
 }

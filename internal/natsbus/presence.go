@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/presencewatch"
 )
 
 // errClosed is the cause of the errors Presence returns after Close.
@@ -100,7 +101,7 @@ type Presence struct {
 	offline   map[chat.UserID]*list.Element // of *offlineUser; an id is never in both users and offline
 	gone      *list.List                    // offline users, the most recently gone at the front
 	deadlines deadlineHeap
-	watchers  map[*watcher]struct{}
+	watchers  map[*presencewatch.Watcher]struct{}
 	broken    error // why the bucket watch ended, if it did
 }
 
@@ -140,7 +141,7 @@ func NewPresence(ctx context.Context, nc *nats.Conn, opts PresenceOptions) (*Pre
 		maxLastSeen: opts.MaxLastSeen, queueSize: opts.QueueSize, now: opts.Now, log: opts.Logger,
 		stop: make(chan struct{}), loopDone: make(chan struct{}),
 		users: make(map[chat.UserID]*userState), offline: make(map[chat.UserID]*list.Element),
-		gone: list.New(), watchers: make(map[*watcher]struct{}),
+		gone: list.New(), watchers: make(map[*presencewatch.Watcher]struct{}),
 	}
 	cfg := jetstream.KeyValueConfig{
 		Bucket:      opts.Bucket,
@@ -383,7 +384,7 @@ func (p *Presence) readLastSeen(ctx context.Context, states []chat.PresenceState
 // state of each user whose state changed meanwhile. handle must not call
 // cancel or Close. Watch returns an unavailable error after Close.
 func (p *Presence) Watch(ctx context.Context, handle func(chat.PresenceState)) (cancel func(), err error) {
-	w := newWatcher(p.queueSize)
+	w := presencewatch.New(p.queueSize)
 	p.mu.Lock()
 	if p.closed.Load() {
 		p.mu.Unlock()
@@ -392,13 +393,12 @@ func (p *Presence) Watch(ctx context.Context, handle func(chat.PresenceState)) (
 	p.watchers[w] = struct{}{}
 	p.mu.Unlock()
 	go func() {
-		defer close(w.done)
-		w.run(ctx, handle)
+		w.Run(ctx, handle)
 		p.mu.Lock()
 		delete(p.watchers, w)
 		p.mu.Unlock()
 	}()
-	return func() { w.halt(); <-w.done }, nil
+	return func() { w.Halt(); <-w.Done() }, nil
 }
 
 // Close stops refreshing this node's keys (they expire after TTL unless
@@ -419,14 +419,14 @@ func (p *Presence) Close() {
 			p.log.Warn("natsbus: cannot stop the presence bucket watch", "err", err)
 		}
 		p.mu.Lock()
-		ws := make([]*watcher, 0, len(p.watchers))
+		ws := make([]*presencewatch.Watcher, 0, len(p.watchers))
 		for w := range p.watchers {
 			ws = append(ws, w)
 		}
 		p.mu.Unlock()
 		for _, w := range ws {
-			w.halt()
-			<-w.done
+			w.Halt()
+			<-w.Done()
 		}
 	})
 }

@@ -310,7 +310,7 @@ func (p *Presence) announceLocked(u *userState) {
 	}
 	u.announced, u.announcedAt = u.status, now
 	for w := range p.watchers {
-		w.push(st)
+		w.Push(st)
 	}
 }
 
