@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/natstest"
 )
 
 // newBus returns a bus on a connection of its own (a node).
@@ -159,7 +160,7 @@ func TestBus_EncodesEveryFieldAndUsesTheDocumentedSubjects(t *testing.T) {
 }
 
 func TestBus_PublishRejectsEventWithoutConversationOrUser(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	b := env.newBus(t, Options{})
 	err := b.Publish(context.Background(), chat.Event{Kind: chat.EventSessionRevoked})
 	if chat.ErrorCode(err) != chat.CodeInvalidArgument {
@@ -168,7 +169,7 @@ func TestBus_PublishRejectsEventWithoutConversationOrUser(t *testing.T) {
 }
 
 func TestNew_RejectsBadOptions(t *testing.T) {
-	nc := newEnv(t, startEmbedded(t), false).connect(t)
+	nc := newEnv(t, natstest.Start(t), false).connect(t)
 	tests := []struct {
 		name string
 		opts Options
@@ -210,7 +211,7 @@ func TestBus_CancelStopsDelivery(t *testing.T) {
 }
 
 func TestBus_ContextDoneEndsSubscription(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	nc := env.connect(t)
 	b, err := New(nc, Options{Prefix: env.prefix})
 	if err != nil {

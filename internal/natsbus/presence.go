@@ -415,7 +415,8 @@ func (p *Presence) Close() {
 		p.writers.Wait()
 		<-p.loopDone
 		p.lastSeen.close()
-		if err := p.kw.Stop(); err != nil {
+		// Cancelling p.ctx may have ended the watch already.
+		if err := p.kw.Stop(); err != nil && !errors.Is(err, nats.ErrBadSubscription) {
 			p.log.Warn("natsbus: cannot stop the presence bucket watch", "err", err)
 		}
 		p.mu.Lock()

@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -277,7 +278,7 @@ func (w *lastSeenWriter) flush(ctx context.Context) {
 			w.mu.Unlock()
 		}
 	}
-	if failed > 0 {
+	if failed > 0 && !errors.Is(lastErr, context.Canceled) {
 		w.p.log.Warn("natsbus: cannot record LastSeen; retrying every refresh", "count", failed, "err", lastErr)
 	}
 }

@@ -104,7 +104,9 @@ func (p *Presence) run(updates <-chan jetstream.KeyValueEntry, ready chan<- stru
 				p.mu.Lock()
 				p.broken = errors.New("the presence bucket watch ended")
 				p.mu.Unlock()
-				p.log.Error("natsbus: presence bucket watch ended; presence is unavailable on this node", "node", p.node)
+				if !p.closed.Load() { // Close ends it on purpose
+					p.log.Error("natsbus: presence bucket watch ended; presence is unavailable on this node", "node", p.node)
+				}
 				if starting {
 					starting = false
 					close(ready)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/natstest"
 )
 
 // Short periods, so that expiry takes about a second; correctness never
@@ -326,7 +327,7 @@ func TestPresence_DeadNodesUsersExpire(t *testing.T) {
 }
 
 func TestPresence_SetRejectsBadStatus(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	n := env.node(t, "a")
 	for _, s := range []chat.Status{chat.StatusOffline, "", "busy"} {
 		if err := n.p.Set(context.Background(), alice, 1, s); chat.ErrorCode(err) != chat.CodeInvalidArgument {
@@ -339,7 +340,7 @@ func TestPresence_SetRejectsBadStatus(t *testing.T) {
 }
 
 func TestNewPresence_RejectsBadOptionsAndFillsDefaults(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	nc := env.connect(t)
 	tests := []struct {
 		name string
@@ -370,7 +371,7 @@ func TestNewPresence_RejectsBadOptionsAndFillsDefaults(t *testing.T) {
 }
 
 func TestPresence_CloseStopsEverythingAndLaterCallsFail(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	nc := env.connect(t)
 	// The connection's first request starts its response subscription,
 	// which lives as long as the connection: start it before counting.
@@ -417,7 +418,7 @@ func TestPresence_CloseStopsEverythingAndLaterCallsFail(t *testing.T) {
 }
 
 func TestPresence_CancelAndContextStopWatchers(t *testing.T) {
-	env := newEnv(t, startEmbedded(t), false)
+	env := newEnv(t, natstest.Start(t), false)
 	n := env.node(t, "a")
 	calls := make(chan chat.PresenceState, 10)
 	cancel, err := n.p.Watch(context.Background(), func(st chat.PresenceState) { calls <- st })

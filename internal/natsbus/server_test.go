@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natter-chat/natter/internal/natstest"
 )
 
 // testEnv is one NATS server as a test sees it, with subject prefix and
@@ -30,11 +31,11 @@ type testEnv struct {
 // set.
 func eachServer(t *testing.T, presence bool, f func(t *testing.T, env *testEnv)) {
 	t.Run("embedded", func(t *testing.T) {
-		f(t, newEnv(t, startEmbedded(t), false))
+		f(t, newEnv(t, natstest.Start(t), false))
 	})
 	if presence {
 		t.Run("embedded_without_markers", func(t *testing.T) {
-			f(t, newEnv(t, startEmbedded(t), true))
+			f(t, newEnv(t, natstest.Start(t), true))
 		})
 	}
 	t.Run("external", func(t *testing.T) {
@@ -67,24 +68,6 @@ func newEnv(t *testing.T, url string, noMarkers bool) *testEnv {
 		_ = js.DeleteKeyValue(ctx, env.bucket+"_lastseen")
 	})
 	return env
-}
-
-// startEmbedded starts a nats-server with JetStream in a temp dir on a
-// random loopback port and returns its URL.
-func startEmbedded(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded nats-server not ready")
-	}
-	return ns.ClientURL()
 }
 
 // connect opens a connection that the test closes at its end. Async

@@ -23,7 +23,13 @@
 // # Rules
 //
 // A conversation's state is the seq last delivered. The first message of a
-// conversation without state is delivered as is and sets it. After that a
+// conversation without state is delivered at once if its seq is 1; any
+// other is held for Options.Hold, since a lower seq committed on another
+// node may be overtaking it, and then delivery starts at the lowest seq
+// that arrived (never fetched: what came before is unknown here, and the
+// clients catch up from their cursors). This costs the first message of
+// each conversation a node sees (after it starts, resets or forgets the
+// conversation) up to Hold of latency. After that a
 // message with seq <= last is a duplicate (dropped and counted); seq ==
 // last+1 is delivered at once, followed by any held successors it makes
 // consecutive; a higher seq is held. When the oldest gap has been waited on

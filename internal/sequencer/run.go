@@ -63,6 +63,18 @@ func (s *Sequencer) startDue() []gapFetch {
 			continue
 		}
 		to := c.held[0].Message.Seq - 1
+		if c.fresh {
+			// Nothing came before the first held message within Hold:
+			// start the conversation there (nothing is skipped).
+			c.fresh = false
+			c.last = to
+			s.releaseLocked(c)
+			if len(c.held) > 0 {
+				c.deadline = now.Add(s.hold)
+				c.attempts = 0
+			}
+			continue
+		}
 		switch {
 		case s.fetch == nil:
 			s.skipLocked(c, "no fetch")

@@ -106,6 +106,11 @@ type conv struct {
 	deadline time.Time
 	attempts int  // failed fetches of the current gap
 	fetching bool // a fetch for this conversation is running
+	// fresh: nothing delivered yet, and which seqs before the first held
+	// one this node's clients already have is unknown (the node just
+	// started, reset or forgot the conversation). Its first gap is never
+	// fetched: once Hold has passed, delivery starts at the first held.
+	fresh bool
 
 	prev, next *conv // LRU list
 }
@@ -182,8 +187,15 @@ func (s *Sequencer) Handle(e chat.Event) {
 	c := s.convs[e.Conv]
 	if c == nil {
 		c = s.addLocked(e.Conv)
-		c.last = seq
-		s.handle(e)
+		if seq <= 1 {
+			c.last = seq
+			s.handle(e)
+			return
+		}
+		// A message of this conversation that another node committed
+		// just before may be overtaking it: wait Hold for it (see fresh).
+		c.fresh = true
+		s.holdLocked(c, e)
 		return
 	}
 	s.touchLocked(c)
@@ -191,6 +203,7 @@ func (s *Sequencer) Handle(e chat.Event) {
 	case seq <= c.last:
 		s.duplicates.Add(1)
 	case seq == c.last+1:
+		c.fresh = false
 		c.last = seq
 		s.handle(e)
 		if len(c.held) > 0 {

@@ -216,9 +216,9 @@ func TestSequencer_Handle(t *testing.T) {
 	t.Run("in-order stream and other kinds pass through unchanged", func(t *testing.T) {
 		h := start(t, Options{})
 		in := []chat.Event{
-			msg(1, 1), msg(2, 41), other(1, chat.EventTyping), msg(1, 2), msg(2, 42),
+			msg(1, 1), msg(2, 1), other(1, chat.EventTyping), msg(1, 2), msg(2, 2),
 			other(1, chat.EventReceipt), {Kind: chat.EventSessionRevoked, Users: []chat.UserID{12}, Session: 21},
-			msg(1, 3), other(2, chat.EventMembersAdded), msg(2, 43),
+			msg(1, 3), other(2, chat.EventMembersAdded), msg(2, 3),
 		}
 		h.handle(in...)
 		if diff := cmp.Diff(in, h.rec.all()); diff != "" {
@@ -231,11 +231,11 @@ func TestSequencer_Handle(t *testing.T) {
 
 	t.Run("swapped pair is delivered in order without a fetch", func(t *testing.T) {
 		h := start(t, Options{})
-		six := msg(1, 6)
-		h.handle(msg(1, 4), six, msg(1, 5))
-		h.want(t, 1, "4", "5", "6")
-		if got := h.rec.all()[2]; got.Message != six.Message || got.Origin != six.Origin {
-			t.Errorf("held event delivered as %+v, want the original %+v", got, six)
+		three := msg(1, 3)
+		h.handle(msg(1, 1), three, msg(1, 2))
+		h.want(t, 1, "1", "2", "3")
+		if got := h.rec.all()[2]; got.Message != three.Message || got.Origin != three.Origin {
+			t.Errorf("held event delivered as %+v, want the original %+v", got, three)
 		}
 		if got := h.s.Stats(); got.Reordered != 1 || got.Fetched != 0 {
 			t.Errorf("Stats = %+v, want Reordered 1, Fetched 0", got)
@@ -254,10 +254,10 @@ func TestSequencer_Handle(t *testing.T) {
 		}
 	})
 
-	t.Run("first message of a conversation is delivered as is", func(t *testing.T) {
+	t.Run("seq 1 is delivered at once", func(t *testing.T) {
 		h := start(t, Options{})
-		h.handle(msg(1, 17), msg(1, 18), msg(1, 16))
-		h.want(t, 1, "17", "18")
+		h.handle(msg(1, 1), msg(1, 2))
+		h.want(t, 1, "1", "2")
 	})
 
 	t.Run("events behind held messages wait for them", func(t *testing.T) {
@@ -278,6 +278,31 @@ func TestSequencer_Handle(t *testing.T) {
 }
 
 func TestSequencer_Run(t *testing.T) {
+	t.Run("first message of a conversation waits Hold for one overtaken on the way", func(t *testing.T) {
+		h := start(t, Options{})
+		h.handle(msg(1, 17), msg(1, 18), msg(1, 16), other(1, chat.EventTyping))
+		h.want(t, 1)
+		h.clk.Advance(testHold)
+		h.waitWant(t, 1, "16", "17", "18", "typing")
+		h.handle(msg(1, 19), msg(1, 15))
+		h.want(t, 1, "16", "17", "18", "typing", "19")
+		if calls := h.st.Calls(); len(calls) != 0 {
+			t.Errorf("a fresh conversation fetched %v; what came before its first message is unknown", calls)
+		}
+		if st := h.s.Stats(); st.Skipped != 0 || st.Duplicates != 1 {
+			t.Errorf("stats %+v, want nothing skipped and one duplicate (15, which came after delivery had started at 16)", st)
+		}
+	})
+
+	t.Run("a fresh conversation with a gap among its first messages fetches it", func(t *testing.T) {
+		h := start(t, Options{})
+		h.handle(msg(1, 5), msg(1, 7))
+		h.clk.Advance(testHold)
+		h.waitWant(t, 1, "5")
+		h.clk.Advance(testHold)
+		h.waitWant(t, 1, "5", "6", "7")
+	})
+
 	t.Run("missing message is fetched after Hold and delivered first", func(t *testing.T) {
 		h := start(t, Options{})
 		h.handle(msg(1, 1), msg(1, 3), other(1, chat.EventTyping), msg(1, 4))
@@ -436,7 +461,9 @@ func TestSequencer_Reset(t *testing.T) {
 		h.s.Reset()
 		h.want(t, 1, "1", "3", "typing")
 		h.handle(msg(1, 2), msg(1, 3))
-		h.want(t, 1, "1", "3", "typing", "2", "3")
+		h.want(t, 1, "1", "3", "typing") // a fresh start waits Hold
+		h.clk.Advance(testHold)
+		h.waitWant(t, 1, "1", "3", "typing", "2", "3")
 	})
 
 	t.Run("ignores fetches started before it", func(t *testing.T) {
