@@ -28,7 +28,7 @@ type (
 // Types of the frames the server pushes, as seen in ServerFrame.Type by
 // ConnOptions.OnEvent.
 const (
-	TypeMessage             = protocol.TypeMessage             // a new message; ServerFrame.Msg() returns it
+	TypeMessage             = protocol.TypeMessage             // a new message; ServerFrame.Msg() returns it (frames of stored changes carry ServerFrame.Cursor: save the highest as the sync cursor)
 	TypeConversation        = protocol.TypeConversation        // the user was added to ServerFrame.Conversation
 	TypeMemberAdded         = protocol.TypeMemberAdded         // ServerFrame.Users joined ServerFrame.Conv
 	TypeMemberGone          = protocol.TypeMemberGone          // ServerFrame.Users left ServerFrame.Conv

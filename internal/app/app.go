@@ -67,9 +67,14 @@ type Config struct {
 	// NodeID (0..1023) is part of every id this node makes. Negative means
 	// automatic: 0 in embedded mode, a free id leased on NATS in cluster
 	// mode (where an explicit id is leased too, and refused if held).
-	NodeID          int64
-	NodeLeaseTTL    time.Duration  // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
-	NATSReplicas    int            // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
+	NodeID       int64
+	NodeLeaseTTL time.Duration // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
+	NATSReplicas int           // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
+	// CursorLag (cluster mode) is how far the sync cursor that live frames
+	// carry stays behind the newest commit: longer than events take
+	// between nodes (a late event makes nodes tell clients to reconnect).
+	// Zero means 2s.
+	CursorLag       time.Duration
 	PresenceTTL     time.Duration  // cluster mode: a dead node's users go offline this long (plus PresenceGrace) after it died; zero means 15s
 	MaxTextBytes    int            // longest message text; zero means 16 KiB
 	AllowedOrigins  []string       // extra browser origins allowed on /v1/ws
@@ -193,7 +198,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			met.CommitLatency.Observe(took.Seconds())
 		},
 	})
-	a.hub = hub.New(a.svc.ConversationIDs, hub.Options{Logger: cfg.Logger, TypingExpiry: a.svc.Options().TypingExpiry})
+	hubOpts := hub.Options{Logger: cfg.Logger, TypingExpiry: a.svc.Options().TypingExpiry}
+	if a.cluster != nil {
+		lag := cfg.CursorLag
+		if lag <= 0 {
+			lag = 2 * time.Second
+		}
+		a.cluster.clock = newCursorClock(a.svc.Position, lag, 100*time.Millisecond)
+		hubOpts.Cursor = func(chat.Event) int64 { return a.cluster.clock.cursor() }
+	}
+	a.hub = hub.New(a.svc.ConversationIDs, hubOpts)
 	// Bodies and frames must fit the longest text even when JSON escapes
 	// it (up to 6 bytes per byte of text, but rarely more than a few).
 	envelope := max(64<<10, 4*a.svc.Options().MaxTextBytes)
@@ -238,9 +252,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		stopSeq := func() {}
 		if a.cluster != nil {
 			seqCtx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { defer close(done); a.cluster.seq.Run(seqCtx) }()
-			stopSeq = func() { cancel(); <-done }
+			var bg sync.WaitGroup
+			bg.Go(func() { a.cluster.seq.Run(seqCtx) })
+			bg.Go(func() { a.cluster.clock.run(seqCtx) })
+			stopSeq = func() { cancel(); bg.Wait() }
 		}
 		return func() { unwatch(); unsubscribe(); stopSeq() }, nil
 	}

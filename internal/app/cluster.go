@@ -20,6 +20,7 @@ type clusterParts struct {
 	presence *natsbus.Presence
 	lease    *natsbus.Lease
 	seq      *sequencer.Sequencer // set by wrapHandler
+	clock    *cursorClock         // the sync cursor live frames carry
 	stopWait chan struct{}        // closed by close: ends the lease watcher
 }
 

@@ -499,25 +499,16 @@ func syncStream(t testing.TB, conn *client.Conn, cursor int64) ([]client.Change,
 	}
 }
 
-// highestPos returns the highest pos of the pushed frames in an inbox
-// that carry one (the cursor rule of the protocol, 5.7).
-func highestPos(in *inbox) int64 {
-	var pos int64
+// highestCursor returns the highest sync cursor the pushed frames in an
+// inbox carry (the cursor rule of the protocol, 5.7: not their pos).
+func highestCursor(in *inbox) int64 {
+	var cursor int64
 	for _, f := range in.frames() {
-		switch f.Type {
-		case client.TypeMessage, client.TypeMessageUpdated:
-			if m, _ := f.Msg(); m != nil {
-				pos = max(pos, m.Pos)
-			}
-		case client.TypeReceipt, client.TypeRoleChanged:
-			pos = max(pos, f.Pos)
-		case client.TypeConversationUpdated:
-			if f.Conversation != nil {
-				pos = max(pos, f.Conversation.Pos)
-			}
+		if f.Type != "changes" && f.Type != client.TypeError {
+			cursor = max(cursor, f.Cursor)
 		}
 	}
-	return pos
+	return cursor
 }
 
 // byClientID indexes messages by client id, failing t on a duplicate.

@@ -46,6 +46,7 @@ type Hub struct {
 	load         Loader
 	log          *slog.Logger
 	typingExpiry time.Duration
+	cursor       func(chat.Event) int64 // Options.Cursor
 
 	mu    sync.RWMutex
 	users map[chat.UserID]*userState
@@ -64,6 +65,13 @@ type userState struct {
 type Options struct {
 	Logger       *slog.Logger  // nil means discard
 	TypingExpiry time.Duration // how long recipients show a "typing" without a repeat; zero means 6s
+	// Cursor gives the sync cursor that frames of stored changes carry
+	// (clients save it and resume from it): a position such that this
+	// node has already handed every change at or below it to the hub.
+	// Nil means the event's own position, right when events arrive in
+	// position order (one node); a cluster node passes a cursor held back
+	// by the time events may take between nodes.
+	Cursor func(e chat.Event) int64
 }
 
 // New returns an empty hub that uses load to learn a user's conversations
@@ -75,7 +83,7 @@ func New(load Loader, opts Options) *Hub {
 	if opts.TypingExpiry == 0 {
 		opts.TypingExpiry = 6 * time.Second
 	}
-	return &Hub{load: load, log: opts.Logger, typingExpiry: opts.TypingExpiry,
+	return &Hub{load: load, log: opts.Logger, typingExpiry: opts.TypingExpiry, cursor: opts.Cursor,
 		users: make(map[chat.UserID]*userState), convs: make(map[chat.ConversationID]map[chat.UserID]struct{})}
 }
 
@@ -188,31 +196,35 @@ func (h *Hub) Each(f func(Conn)) {
 // Handle fans e out to the local connections that must see it. It is the
 // bus subscription's handler.
 func (h *Hub) Handle(e chat.Event) {
+	cursor := eventPos(e)
+	if h.cursor != nil && cursor > 0 {
+		cursor = h.cursor(e)
+	}
 	switch e.Kind {
 	case chat.EventMessage:
 		if e.Message != nil {
-			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin, 0)
+			h.toConv(e.Conv, protocol.AppendMessageFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message, cursor), e.Origin, 0)
 		}
 	case chat.EventMessageUpdated:
 		if e.Message != nil {
-			h.toConv(e.Conv, protocol.AppendMessageUpdatedFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message), e.Origin, 0)
+			h.toConv(e.Conv, protocol.AppendMessageUpdatedFrame(make([]byte, 0, 256+len(e.Message.Text)), e.Message, cursor), e.Origin, 0)
 		}
 	case chat.EventMembersAdded:
-		h.membersAdded(e)
+		h.membersAdded(e, cursor)
 	case chat.EventMemberRemoved:
-		h.memberRemoved(e)
+		h.memberRemoved(e, cursor)
 	case chat.EventRoleChanged:
 		if m := e.Member; m != nil {
-			h.toConv(e.Conv, protocol.Encode(protocol.RoleFrame{Type: protocol.TypeRoleChanged, Conv: e.Conv.String(), User: m.User.String(), Role: string(m.Role), Pos: m.Pos}), 0, 0)
+			h.toConv(e.Conv, protocol.Encode(protocol.RoleFrame{Type: protocol.TypeRoleChanged, Conv: e.Conv.String(), User: m.User.String(), Role: string(m.Role), Pos: m.Pos, Cursor: cursor}), 0, 0)
 		}
 	case chat.EventReceipt:
 		if m := e.Member; m != nil {
 			h.toConv(e.Conv, protocol.Encode(protocol.ReceiptFrame{Type: protocol.TypeReceipt, Conv: e.Conv.String(), User: m.User.String(),
-				ReadSeq: m.ReadSeq, DeliveredSeq: m.DeliveredSeq, Pos: m.Pos}), e.Origin, 0)
+				ReadSeq: m.ReadSeq, DeliveredSeq: m.DeliveredSeq, Pos: m.Pos, Cursor: cursor}), e.Origin, 0)
 		}
 	case chat.EventConversationUpdated:
 		if e.Conversation != nil {
-			h.toConv(e.Conv, protocol.Encode(protocol.ConversationUpdatedFrame{Type: protocol.TypeConversationUpdated, Conversation: protocol.FromConversation(*e.Conversation)}), 0, 0)
+			h.toConv(e.Conv, protocol.Encode(protocol.ConversationUpdatedFrame{Type: protocol.TypeConversationUpdated, Conversation: protocol.FromConversation(*e.Conversation), Cursor: cursor}), 0, 0)
 		}
 	case chat.EventTyping:
 		if len(e.Users) == 1 {
@@ -299,16 +311,16 @@ func (h *Hub) revoke(user chat.UserID, session chat.SessionID) {
 	}
 }
 
-func (h *Hub) membersAdded(e chat.Event) {
+func (h *Hub) membersAdded(e chat.Event, cursor int64) {
 	// Existing members hear who joined; the new members get the conversation.
-	h.toConv(e.Conv, protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users)}), 0, 0)
+	h.toConv(e.Conv, protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberAdded, Conv: e.Conv.String(), Users: ids(e.Users), Cursor: cursor}), 0, 0)
 	var convFrame []byte
 	if e.Conversation != nil {
 		c := e.Conversation
 		convFrame = protocol.Encode(protocol.ConversationFrame{Type: protocol.TypeConversation, Conversation: protocol.Conversation{
 			ID: c.ID.String(), Kind: string(c.Kind), Title: c.Title, CreatedBy: c.CreatedBy.String(),
 			CreatedAt: c.CreatedAt.UTC(), LastSeq: c.LastSeq, Members: []protocol.Member{},
-		}})
+		}, Cursor: cursor})
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -328,8 +340,8 @@ func (h *Hub) membersAdded(e chat.Event) {
 	}
 }
 
-func (h *Hub) memberRemoved(e chat.Event) {
-	frame := protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberGone, Conv: e.Conv.String(), Users: ids(e.Users)})
+func (h *Hub) memberRemoved(e chat.Event, cursor int64) {
+	frame := protocol.Encode(protocol.MembersFrame{Type: protocol.TypeMemberGone, Conv: e.Conv.String(), Users: ids(e.Users), Cursor: cursor})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, u := range e.Users {
@@ -350,6 +362,22 @@ func (h *Hub) memberRemoved(e chat.Event) {
 			c.Deliver(frame)
 		}
 	}
+}
+
+// eventPos is the change position of a stored change's event (0 for
+// ephemeral events, and changes that took none).
+func eventPos(e chat.Event) int64 {
+	switch {
+	case e.Pos > 0:
+		return e.Pos
+	case e.Message != nil:
+		return e.Message.Pos
+	case e.Member != nil:
+		return e.Member.Pos
+	case e.Conversation != nil:
+		return e.Conversation.Pos
+	}
+	return 0
 }
 
 func ids(users []chat.UserID) []string {

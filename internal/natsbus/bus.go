@@ -2,6 +2,8 @@ package natsbus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -30,8 +32,10 @@ type Options struct {
 	// while its handler runs) when the subscription has missed events:
 	// dropped > 0 events were dropped because its queue was full, or
 	// dropped == 0 when its connection was lost and re-established, so an
-	// unknown number of events never arrived. It must not block; the node
-	// can tell its clients to sync.
+	// unknown number of events never arrived, or when another node says
+	// (on <prefix>.control.lost, after its own reconnect) that events it
+	// published meanwhile were lost or will arrive late. It must not
+	// block; the node can tell its clients to sync.
 	OnLoss func(dropped int)
 }
 
@@ -57,6 +61,11 @@ type Bus struct {
 	queueSize int
 	log       *slog.Logger
 	onLoss    func(int)
+
+	// controlLost is the subject on which a node that was away from NATS
+	// tells the others that its events may be lost or late (payload: id).
+	controlLost string
+	id          string // this Bus's random id
 
 	published, delivered, dropped, reconnects, decodeErrors, subscriptions atomic.Int64
 }
@@ -91,7 +100,10 @@ func New(nc *nats.Conn, opts Options) (*Bus, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Bus{nc: nc, prefix: opts.Prefix, queueSize: opts.QueueSize, log: opts.Logger, onLoss: opts.OnLoss}, nil
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &Bus{nc: nc, prefix: opts.Prefix, queueSize: opts.QueueSize, log: opts.Logger, onLoss: opts.OnLoss,
+		controlLost: opts.Prefix + ".control.lost", id: hex.EncodeToString(id[:])}, nil
 }
 
 // Stats returns the bus's counters.
@@ -212,6 +224,13 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 		case <-ctx.Done():
 			return
 		case m := <-s.ch:
+			if m.Subject == s.b.controlLost {
+				if string(m.Data) != s.b.id { // not our own notice
+					s.b.log.Warn("natsbus: another node's events may have been lost or delayed; clients must sync", "from", string(m.Data))
+					s.lost(0)
+				}
+				continue
+			}
 			var e chat.Event
 			if err := json.Unmarshal(m.Data, &e); err != nil {
 				decodeErrors++
@@ -238,6 +257,11 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 				s.b.reconnects.Add(1)
 				s.b.log.Warn("natsbus: NATS connection was re-established; events published meanwhile are lost, clients must sync")
 				s.lost(0)
+				// What this node published while away was lost or sent
+				// late: the other nodes must not trust their cursors either.
+				if err := s.b.nc.Publish(s.b.controlLost, []byte(s.b.id)); err != nil {
+					s.b.log.Warn("natsbus: cannot tell the other nodes about the reconnect", "err", err)
+				}
 			}
 		}
 	}

@@ -326,3 +326,36 @@ func TestBus_SlowSubscriberLossIsCountedLoggedAndReported(t *testing.T) {
 		}
 	})
 }
+
+// A node whose connection came back tells the others: what it published
+// while away was dropped or is sent late, so their clients must catch up
+// too. It does not react to its own notice.
+func TestBus_ReconnectedNodeTellsTheOthers(t *testing.T) {
+	eachServer(t, false, func(t *testing.T, env *testEnv) {
+		var lossA, lossB atomic.Int64
+		ncA := env.connect(t, nats.ReconnectWait(10*time.Millisecond))
+		a, err := New(ncA, Options{Prefix: env.prefix, OnLoss: func(int) { lossA.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := env.newBus(t, Options{OnLoss: func(int) { lossB.Add(1) }})
+		for _, bus := range []*Bus{a, b} {
+			cancel, err := bus.Subscribe(context.Background(), func(chat.Event) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(cancel)
+		}
+		if err := ncA.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "node B to hear of node A's reconnect", func() bool { return lossB.Load() > 0 })
+		time.Sleep(2 * lossCheckInterval) // room for A to (wrongly) react to its own notice
+		if n := lossA.Load(); n != 1 {
+			t.Errorf("node A reported %d losses, want 1 (its own reconnect, not its notice)", n)
+		}
+		if n := lossB.Load(); n != 1 {
+			t.Errorf("node B reported %d losses, want 1", n)
+		}
+	})
+}

@@ -49,7 +49,10 @@
 // cannot keep up, or when a subscription's queue overflows (NATS drops the
 // newest). Each case is counted in Stats and reported to Options.OnLoss so
 // the node can tell its clients to sync; the Store stays the system of
-// record and clients catch up from their cursors. Publishing during a
+// record and clients catch up from their cursors. A node whose connection
+// came back also publishes its id on <prefix>.control.lost, since what it
+// published while away was dropped or is sent late, and every other node
+// treats that as a loss of its own. Publishing during a
 // reconnect is buffered by nats.go (its ReconnectBufSize) and sent late.
 //
 // # Presence

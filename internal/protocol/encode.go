@@ -74,20 +74,31 @@ func appendIDs(dst []byte, ids []chat.UserID) []byte {
 	return append(dst, ']')
 }
 
-// AppendMessageUpdatedFrame appends {"type":"message_updated","message":M}:
-// a message's new state after an edit, a deletion or a reaction.
-func AppendMessageUpdatedFrame(dst []byte, m *chat.Message) []byte {
+// AppendMessageUpdatedFrame appends
+// {"type":"message_updated","message":M,"cursor":C}: a message's new state
+// after an edit, a deletion or a reaction. cursor is omitted when zero.
+func AppendMessageUpdatedFrame(dst []byte, m *chat.Message, cursor int64) []byte {
 	dst = append(dst, `{"type":"message_updated","message":`...)
 	dst = AppendMessage(dst, m)
-	return append(dst, '}')
+	return appendCursor(dst, cursor)
 }
 
-// AppendMessageFrame appends {"type":"message","message":M}: the frame
-// every member device receives for a new message. It is built once per
-// message and shared by all connections.
-func AppendMessageFrame(dst []byte, m *chat.Message) []byte {
+// AppendMessageFrame appends {"type":"message","message":M,"cursor":C}:
+// the frame every member device receives for a new message. It is built
+// once per message and shared by all connections. cursor is omitted when
+// zero.
+func AppendMessageFrame(dst []byte, m *chat.Message, cursor int64) []byte {
 	dst = append(dst, `{"type":"message","message":`...)
 	dst = AppendMessage(dst, m)
+	return appendCursor(dst, cursor)
+}
+
+// appendCursor ends a frame with its sync cursor, if positive.
+func appendCursor(dst []byte, cursor int64) []byte {
+	if cursor > 0 {
+		dst = append(dst, `,"cursor":`...)
+		dst = strconv.AppendInt(dst, cursor, 10)
+	}
 	return append(dst, '}')
 }
 

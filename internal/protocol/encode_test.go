@@ -19,7 +19,7 @@ func TestAppendMessageFrame_DecodesLikeEncodingJSON(t *testing.T) {
 	for _, text := range texts {
 		m := chat.Message{ID: 1234567890123, Conv: 42, Seq: 7, Sender: 99, ClientID: "c-" + text[:min(len(text), 3)], Text: text,
 			SentAt: time.Date(2026, 11, 23, 18, 0, 0, 123_000_000, time.UTC)}
-		frame := AppendMessageFrame(nil, &m)
+		frame := AppendMessageFrame(nil, &m, 0)
 		var got struct {
 			Type    string  `json:"type"`
 			Message Message `json:"message"`
@@ -85,6 +85,6 @@ func BenchmarkAppendMessageFrame(b *testing.B) {
 	m := chat.Message{ID: 1234567890123, Conv: 42, Seq: 7, Sender: 99, ClientID: "client-0001", Text: "a typical chat message of moderate length, with some words", SentAt: time.Now()}
 	buf := make([]byte, 0, 512)
 	for b.Loop() {
-		buf = AppendMessageFrame(buf[:0], &m)
+		buf = AppendMessageFrame(buf[:0], &m, m.Pos)
 	}
 }

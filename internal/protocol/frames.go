@@ -158,6 +158,7 @@ type (
 		ReadSeq      int64  `json:"read_seq"`
 		DeliveredSeq int64  `json:"delivered_seq"`
 		Pos          int64  `json:"pos"`
+		Cursor       int64  `json:"cursor,omitempty"` // the sync cursor to save (see docs/protocol.md 5.7)
 	}
 	ReceiptAckFrame struct {
 		Type         string          `json:"type"`
@@ -180,6 +181,7 @@ type (
 	ConversationUpdatedFrame struct {
 		Type         string       `json:"type"`
 		Conversation Conversation `json:"conversation"`
+		Cursor       int64        `json:"cursor,omitempty"`
 	}
 	TypingFrame struct {
 		Type      string `json:"type"`
@@ -195,18 +197,21 @@ type (
 	ConversationFrame struct {
 		Type         string       `json:"type"`
 		Conversation Conversation `json:"conversation"`
+		Cursor       int64        `json:"cursor,omitempty"`
 	}
 	MembersFrame struct {
-		Type  string   `json:"type"`
-		Conv  string   `json:"conv"`
-		Users []string `json:"users"`
+		Type   string   `json:"type"`
+		Conv   string   `json:"conv"`
+		Users  []string `json:"users"`
+		Cursor int64    `json:"cursor,omitempty"`
 	}
 	RoleFrame struct {
-		Type string `json:"type"`
-		Conv string `json:"conv"`
-		User string `json:"user"`
-		Role string `json:"role"`
-		Pos  int64  `json:"pos"`
+		Type   string `json:"type"`
+		Conv   string `json:"conv"`
+		User   string `json:"user"`
+		Role   string `json:"role"`
+		Pos    int64  `json:"pos"`
+		Cursor int64  `json:"cursor,omitempty"`
 	}
 	ReconnectFrame struct {
 		Type    string `json:"type"`

@@ -145,22 +145,24 @@ export class Store extends EventTarget {
     this.#emit('list');
   }
 
-  #advance(pos) {
-    if (this.synced && pos > this.cursor) this.cursor = pos;
+  #advance(cursor) {
+    if (this.synced && cursor > this.cursor) this.cursor = cursor;
   }
 
   // ---- frames and changes ----
 
   #onFrame(f) {
+    // A live frame's cursor (not its pos: in a cluster, frames of
+    // different conversations can arrive out of pos order) is where to
+    // resume the sync stream from; an ack carries none.
+    if (f.cursor && f.type !== 'changes' && f.type !== 'error') this.#advance(f.cursor);
     switch (f.type) {
       case 'message':
       case 'message_updated':
         this.#applyMessage(f.message);
-        this.#advance(f.message.pos);
         break;
       case 'receipt':
         this.#applyWatermarks(f.conv, f.user, f.read_seq, f.delivered_seq, f.pos);
-        this.#advance(f.pos);
         break;
       case 'typing':
         this.#applyTyping(f);
@@ -174,7 +176,6 @@ export class Store extends EventTarget {
         break;
       case 'conversation_updated':
         this.#applyConvFields(f.conversation);
-        this.#advance(f.conversation.pos);
         break;
       case 'members_added':
         this.#loadConv(f.conv);
@@ -189,7 +190,6 @@ export class Store extends EventTarget {
           m.pos = f.pos;
           this.#emit('conv', f.conv);
         }
-        this.#advance(f.pos);
         break;
       }
       case 'changes':
@@ -637,7 +637,6 @@ export class Store extends EventTarget {
       if (item.reply_to) frame.reply_to = item.reply_to;
       const ack = await this.conn.request(frame, 40_000);
       this.#applyMessage(ack.message);
-      this.#advance(ack.message.pos);
     } catch (e) {
       if (e instanceof FrameError && PERMANENT.has(e.code)) {
         item.failed = e.message || e.code;
