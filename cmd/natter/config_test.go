@@ -39,3 +39,22 @@ func TestConfigFileKeysAreFlagNames(t *testing.T) {
 		t.Fatal("a malformed config file was accepted")
 	}
 }
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := parsePrefixes([]string{"10.0.0.0/8", " 192.0.2.7 ", "::ffff:172.16.0.0/108", "2001:db8::/32", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "172.16.0.0/12", "2001:db8::/32"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("prefix %d = %s, want %s", i, got[i], want[i])
+		}
+	}
+	if _, err := parsePrefixes([]string{"not an address"}); err == nil {
+		t.Error("a bad entry was accepted")
+	}
+}

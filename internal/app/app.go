@@ -199,13 +199,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		},
 	})
 	hubOpts := hub.Options{Logger: cfg.Logger, TypingExpiry: a.svc.Options().TypingExpiry}
-	if a.cluster != nil {
-		lag := cfg.CursorLag
-		if lag <= 0 {
-			lag = 2 * time.Second
-		}
-		a.cluster.clock = newCursorClock(a.svc.Position, lag, 100*time.Millisecond)
-		hubOpts.Cursor = func(chat.Event) int64 { return a.cluster.clock.cursor() }
+	if c := a.cluster; c != nil {
+		// Never past a message the sequencer still waits for.
+		hubOpts.Cursor = func(chat.Event) int64 { return min(c.clock.cursor(), c.seq.Floor()) }
 	}
 	a.hub = hub.New(a.svc.ConversationIDs, hubOpts)
 	// Bodies and frames must fit the longest text even when JSON escapes
@@ -250,6 +246,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			return nil, err
 		}
 		stopSeq := func() {}
+		if a.cluster == nil {
+			// The in-process bus drops an event only when a subscriber's
+			// queue stays full; frames after it would carry cursors past
+			// it, so the node's clients reconnect and catch up.
+			watchCtx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); a.watchDrops(watchCtx, busDropped) }()
+			stopSeq = func() { cancel(); <-done }
+		}
 		if a.cluster != nil {
 			seqCtx, cancel := context.WithCancel(ctx)
 			var bg sync.WaitGroup
@@ -304,7 +309,13 @@ func (a *App) signingKey(ctx context.Context) (ed25519.PrivateKey, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("the stored signing key is %d bytes, not an Ed25519 private key", len(key))
 	}
-	return ed25519.PrivateKey(key), nil
+	// Rebuild it from its seed, and refuse a key whose public half does
+	// not match (a corrupted or tampered row).
+	rebuilt := ed25519.NewKeyFromSeed(key[:ed25519.SeedSize])
+	if !rebuilt.Equal(ed25519.PrivateKey(key)) {
+		return nil, fmt.Errorf("the stored signing key is inconsistent (its public half does not match its seed)")
+	}
+	return rebuilt, nil
 }
 
 // closeBackends closes what New opened, in reverse order; for a New that
@@ -318,6 +329,26 @@ func (a *App) closeBackends() {
 	}
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+}
+
+// watchDrops tells every client to reconnect when dropped (the count of
+// events the bus dropped) grows, checking every second until ctx is done.
+func (a *App) watchDrops(ctx context.Context, dropped func() float64) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := dropped()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := dropped(); n > last {
+			last = n
+			a.log.Warn("the bus dropped events; clients will reconnect and catch up", "dropped_total", n)
+			a.ws.Reconnect(a.cfg.DrainJitter)
+		}
 	}
 }
 

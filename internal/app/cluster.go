@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +23,9 @@ type clusterParts struct {
 	lease    *natsbus.Lease
 	seq      *sequencer.Sequencer // set by wrapHandler
 	clock    *cursorClock         // the sync cursor live frames carry
-	stopWait chan struct{}        // closed by close: ends the lease watcher
+
+	reconnecting atomic.Bool   // a reconnectSoon is running
+	stopWait     chan struct{} // closed by close: ends the lease watcher
 }
 
 // joinCluster connects to NATS, leases a node id and starts presence.
@@ -34,23 +38,35 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	if name == "" {
 		name = "natter"
 	}
+	lag := cfg.CursorLag
+	if lag <= 0 {
+		lag = 2 * time.Second
+	}
+	c := &clusterParts{stopWait: make(chan struct{})}
+	c.clock = newCursorClock(func(ctx context.Context) (int64, error) { return a.svc.Position(ctx) }, lag, 100*time.Millisecond)
 	nc, err := nats.Connect(cfg.Bus,
 		nats.Name("natter node"),
-		nats.MaxReconnects(-1), // a node never gives up on NATS; /readyz says when it is away
+		nats.MaxReconnects(-1), // a node never gives up on NATS
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil when the node closes the connection itself
 				a.log.Warn("NATS connection lost; reconnecting", "err", err)
+				c.suspectLoss()
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("NATS connection back", "server", nc.ConnectedUrlRedacted()) }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("NATS error", "err", err) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			a.log.Warn("NATS error", "err", err)
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				c.suspectLoss() // the bus reports the drop within a second
+			}
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Bus, err)
 	}
-	c := &clusterParts{nc: nc, stopWait: make(chan struct{})}
+	c.nc = nc
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("NATS at %s: %w", cfg.Bus, err)
@@ -58,6 +74,9 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if c.presence != nil {
+				c.presence.Close()
+			}
 			c.close()
 		}
 	}()
@@ -102,6 +121,9 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 		if a.ws != nil {
 			a.ws.Reconnect(a.cfg.DrainJitter)
 		}
+		// Every client of this node was told to catch up from a cursor it
+		// got before the loss: frames may carry newer cursors again.
+		c.clock.thaw()
 	}})
 	if err != nil {
 		return nil, err
@@ -109,6 +131,11 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	ok = true
 	return c, nil
 }
+
+// suspectLoss holds the sync cursor still: events may be missing until the
+// bus reports the loss and the node's clients are told to reconnect (which
+// thaws it).
+func (c *clusterParts) suspectLoss() { c.clock.freeze() }
 
 // wrapHandler returns the bus handler for this node's hub: events from
 // every node pass a sequencer, which hands each conversation's messages
@@ -120,11 +147,30 @@ func (c *clusterParts) wrapHandler(a *App, handle func(chat.Event)) func(chat.Ev
 	store := a.store
 	c.seq = sequencer.New(handle, sequencer.Options{
 		Logger: a.log,
+		Cursor: c.clock.cursor,
+		// Messages this node could not hand on in order: its clients
+		// catch up from their cursors (which Floor kept below them).
+		OnMissed: func(chat.ConversationID) { c.reconnectSoon(a) },
 		Fetch: func(ctx context.Context, conv chat.ConversationID, after int64, limit int) ([]chat.Message, error) {
 			return store.ListMessages(ctx, chat.MessageQuery{Conv: conv, After: after, Forward: true, Limit: limit})
 		},
 	})
 	return c.seq.Handle
+}
+
+// reconnectSoon tells the node's clients to reconnect and catch up, once
+// for a burst of calls, without blocking the caller (the sequencer calls
+// it holding its lock).
+func (c *clusterParts) reconnectSoon(a *App) {
+	if !c.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.reconnecting.Store(false)
+		if a.ws != nil {
+			a.ws.Reconnect(a.cfg.DrainJitter)
+		}
+	}()
 }
 
 // ready reports whether the node can serve: it holds its node id lease.

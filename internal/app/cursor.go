@@ -24,6 +24,28 @@ type cursorClock struct {
 
 	mu      sync.Mutex
 	samples []positionSample // ascending in time
+	// frozen, while positive, is the cursor to give until thaw: set when
+	// this node may be missing events (its NATS connection dropped, or
+	// NATS dropped events for it) and until its clients were told to
+	// reconnect.
+	frozen int64
+}
+
+// freeze holds the cursor where it is until thaw.
+func (c *cursorClock) freeze() {
+	cur := c.cursor()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen == 0 {
+		c.frozen = max(cur, 1)
+	}
+}
+
+// thaw lets the cursor follow the samples again.
+func (c *cursorClock) thaw() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = 0
 }
 
 type positionSample struct {
@@ -71,9 +93,14 @@ func (c *cursorClock) add(s positionSample) {
 // cursor returns the newest sampled position read at least lag ago, or 0
 // when there is none yet (clients then keep the cursor they have).
 func (c *cursorClock) cursor() int64 {
-	horizon := time.Now().Add(-c.lag)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Read the clock under the lock: add drops samples by its own clock,
+	// and a horizon read earlier could fall before every sample it kept.
+	horizon := time.Now().Add(-c.lag)
+	if c.frozen > 0 {
+		return c.frozen
+	}
 	var pos int64
 	for _, s := range c.samples {
 		if s.at.After(horizon) {

@@ -54,3 +54,23 @@ func TestCursorClock_LagsBehindTheStore(t *testing.T) {
 	}
 	t.Fatalf("the cursor never moved past 30 (last %d)", last)
 }
+
+// While frozen (the node may be missing events), the cursor stays where it
+// was, however far the store moves; thawed, it follows the store again.
+func TestCursorClock_FreezeHoldsTheCursor(t *testing.T) {
+	c := newCursorClock(nil, time.Millisecond, time.Millisecond)
+	c.add(positionSample{at: time.Now().Add(-time.Second), pos: 10})
+	if got := c.cursor(); got != 10 {
+		t.Fatalf("cursor = %d, want 10", got)
+	}
+	c.freeze()
+	c.add(positionSample{at: time.Now().Add(-time.Second / 2), pos: 20})
+	if got := c.cursor(); got != 10 {
+		t.Fatalf("frozen cursor = %d, want 10", got)
+	}
+	c.freeze() // a second suspicion keeps the first, lower cursor
+	c.thaw()
+	if got := c.cursor(); got != 20 {
+		t.Fatalf("thawed cursor = %d, want 20", got)
+	}
+}

@@ -231,7 +231,12 @@ func (a *API) clientAddr(r *http.Request) string {
 	for i := len(hops) - 1; i >= 0; i-- {
 		addr, err := netip.ParseAddr(hops[i])
 		if err != nil {
-			return host // a malformed hop: fall back to the proxy itself
+			// Some balancers append "ip:port" (or "[ipv6]:port").
+			ap, perr := netip.ParseAddrPort(hops[i])
+			if perr != nil {
+				return host // a malformed hop: fall back to the proxy itself
+			}
+			addr = ap.Addr()
 		}
 		if !a.trusted(addr.String()) {
 			return addr.Unmap().String()

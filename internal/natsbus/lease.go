@@ -187,30 +187,83 @@ func (l *Lease) run() {
 		l.mu.Lock()
 		due := time.Since(l.lastOK) >= l.refresh
 		rev := l.revision
-		expired := time.Since(l.lastOK) >= l.ttl-l.refresh
+		limit := l.ttl - l.refresh
+		expired := time.Since(l.lastOK) >= limit
 		l.mu.Unlock()
 		if expired {
-			l.markLost(fmt.Errorf("not refreshed for %s", l.ttl-l.refresh))
+			l.markLost(fmt.Errorf("not refreshed for %s", limit))
 			return
 		}
 		if !due {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.refresh/2)
+		// The lease counts from when the refresh was sent, not answered.
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), l.refresh/4)
 		newRev, err := l.kv.Update(ctx, l.key, []byte(l.holder), rev)
+		if err != nil {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				newRev, err = l.recover(ctx)
+				if err != nil {
+					cancel()
+					l.markLost(err)
+					return
+				}
+			}
+		}
+		if err == nil {
+			l.shrinkTTL(ctx)
+		}
 		cancel()
 		if err == nil {
 			l.mu.Lock()
-			l.revision, l.lastOK = newRev, time.Now()
+			l.revision, l.lastOK = newRev, sent
 			l.mu.Unlock()
 			continue
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			l.markLost(fmt.Errorf("key changed by someone else: %w", err))
-			return
-		}
 		l.log.Warn("node id lease refresh failed; retrying", "node_id", l.id, "err", err)
+	}
+}
+
+// recover handles a refresh whose expected revision did not match: our
+// previous refresh may have been applied although its answer was lost (the
+// key then still holds our name), or the key may be gone (the bucket was
+// recreated or purged: take it again if nobody else has). Anything else
+// means another node holds the id.
+func (l *Lease) recover(ctx context.Context) (uint64, error) {
+	e, err := l.kv.Get(ctx, l.key)
+	switch {
+	case err == nil && string(e.Value()) == l.holder:
+		return e.Revision(), nil
+	case err == nil:
+		return 0, fmt.Errorf("the key now names %q", e.Value())
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		rev, cerr := l.kv.Create(ctx, l.key, []byte(l.holder))
+		if cerr != nil {
+			return 0, fmt.Errorf("the key was gone and could not be taken again: %w", cerr)
+		}
+		l.log.Warn("node id lease key was gone; taken again", "node_id", l.id)
+		return rev, nil
+	}
+	return 0, fmt.Errorf("cannot read the key after a failed refresh: %w", err)
+}
+
+// shrinkTTL adopts the bucket's TTL when another node configured it
+// shorter: keys expire by the bucket's TTL, not by ours.
+func (l *Lease) shrinkTTL(ctx context.Context) {
+	st, err := l.kv.Status(ctx)
+	if err != nil {
+		return
+	}
+	if ttl := st.TTL(); ttl > 0 && ttl < l.ttl {
+		l.mu.Lock()
+		l.log.Warn("node id lease bucket has a shorter TTL than this node's; following it", "node_id", l.id, "bucket_ttl", ttl, "ttl", l.ttl)
+		l.ttl = ttl
+		if l.refresh*2 > ttl {
+			l.refresh = ttl / 3
+		}
+		l.mu.Unlock()
 	}
 }
 

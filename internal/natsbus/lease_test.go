@@ -160,3 +160,50 @@ func TestLease_BadOptions(t *testing.T) {
 		}
 	})
 }
+
+// A lease whose key vanished (bucket purged or recreated) takes it again
+// if nobody else has, and a node that configures the bucket with a shorter
+// TTL makes every holder follow it.
+func TestLease_KeyGoneIsRetakenAndShorterBucketTTLFollowed(t *testing.T) {
+	eachServer(t, false, func(t *testing.T, env *testEnv) {
+		l, err := AcquireNodeID(leaseCtx(t), env.connect(t), LeaseOptions{Bucket: env.bucket, Want: 5, TTL: 6 * time.Second, Refresh: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		js, err := jetstream.New(env.connect(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := js.KeyValue(leaseCtx(t), env.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Delete(leaseCtx(t), "node.5"); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 10*time.Second, "the lease to take its key again", func() bool {
+			e, err := kv.Get(leaseCtx(t), "node.5")
+			return err == nil && string(e.Value()) == l.Holder()
+		})
+		if !l.Valid() {
+			t.Fatal("a lease that took its key again is not valid")
+		}
+		// Another node creates the bucket config with a 3s TTL.
+		other, err := AcquireNodeID(leaseCtx(t), env.connect(t), LeaseOptions{Bucket: env.bucket, Want: 6, TTL: 3 * time.Second, Refresh: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		waitUntil(t, 10*time.Second, "the first lease to follow the bucket's shorter TTL", func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.ttl == 3*time.Second
+		})
+		select {
+		case <-l.Lost():
+			t.Fatal("the lease was lost")
+		default:
+		}
+	})
+}

@@ -68,6 +68,7 @@ func (s *Sequencer) startDue() []gapFetch {
 			// start the conversation there (nothing is skipped).
 			c.fresh = false
 			c.last = to
+			c.start = to + 1
 			s.releaseLocked(c)
 			if len(c.held) > 0 {
 				c.deadline = now.Add(s.hold)

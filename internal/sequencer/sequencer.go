@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock that times holds and retries; nil means time.Now.
 	Now func() time.Time
+	// OnMissed, if set, is called when messages of conv were not handed
+	// on in order: a gap was skipped, or a message arrived after delivery
+	// had moved past its seq (a conversation started fresh above it). The
+	// node's clients may have missed them and should catch up from their
+	// cursors. It is called with the Sequencer's lock held: it must not
+	// block or call back into the Sequencer.
+	OnMissed func(conv chat.ConversationID)
+	// Cursor, if set, gives the node's sync cursor; the Sequencer notes
+	// it when a conversation starts waiting for a missing message, and
+	// Floor returns the lowest such note while any conversation waits.
+	Cursor func() int64
 }
 
 // Stats counts what a Sequencer did since New.
@@ -63,6 +75,7 @@ type Stats struct {
 	FetchErrors int64
 	Skipped     int64 // gaps skipped: held events delivered past missing messages
 	Evicted     int64 // conversations forgotten to stay within MaxConvs
+	Late        int64 // messages dropped because delivery had started above them (fresh conversations)
 }
 
 // Sequencer orders a node's incoming message events per conversation (see
@@ -74,6 +87,9 @@ type Sequencer struct {
 	maxHeld  int
 	fetch    func(context.Context, chat.ConversationID, int64, int) ([]chat.Message, error)
 	log      *slog.Logger
+	onMissed func(chat.ConversationID)
+	cursorFn func() int64
+	floor    atomic.Int64 // see Floor
 	now      func() time.Time
 	tick     time.Duration
 	wake     chan struct{} // Run looks for due gaps when it receives
@@ -87,7 +103,7 @@ type Sequencer struct {
 	epoch    uint64                        // incremented by Reset, so that fetches started before it are ignored
 	inflight int                           // fetches running
 
-	reordered, fetched, duplicates, fetchErrors, skipped, evicted atomic.Int64
+	reordered, fetched, duplicates, fetchErrors, skipped, evicted, late atomic.Int64
 }
 
 // conv is the state of one conversation.
@@ -111,6 +127,11 @@ type conv struct {
 	// started, reset or forgot the conversation). Its first gap is never
 	// fetched: once Hold has passed, delivery starts at the first held.
 	fresh bool
+	// start is the seq a fresh conversation started delivering at: a
+	// lower seq that arrives later was never handed on.
+	start int64
+	// floor is the node's cursor when the conversation started waiting.
+	floor int64
 
 	prev, next *conv // LRU list
 }
@@ -135,10 +156,13 @@ func New(handle func(chat.Event), opts Options) *Sequencer {
 		fetch:    opts.Fetch,
 		log:      opts.Logger,
 		now:      opts.Now,
+		onMissed: opts.OnMissed,
+		cursorFn: opts.Cursor,
 		wake:     make(chan struct{}, 1),
 		convs:    make(map[chat.ConversationID]*conv),
 		waiting:  make(map[chat.ConversationID]*conv),
 	}
+	s.floor.Store(math.MaxInt64)
 	if s.hold <= 0 {
 		s.hold = defaultHold
 	}
@@ -171,6 +195,7 @@ func (s *Sequencer) Stats() Stats {
 		FetchErrors: s.fetchErrors.Load(),
 		Skipped:     s.skipped.Load(),
 		Evicted:     s.evicted.Load(),
+		Late:        s.late.Load(),
 	}
 }
 
@@ -200,6 +225,10 @@ func (s *Sequencer) Handle(e chat.Event) {
 	}
 	s.touchLocked(c)
 	switch {
+	case seq < c.start:
+		s.late.Add(1)
+		s.log.Warn("sequencer: a message arrived after its conversation started above it", "conv", c.id, "seq", seq, "start", c.start)
+		s.missedLocked(c.id)
 	case seq <= c.last:
 		s.duplicates.Add(1)
 	case seq == c.last+1:
@@ -230,6 +259,7 @@ func (s *Sequencer) Reset() {
 	}
 	clear(s.convs)
 	clear(s.waiting)
+	s.refloorLocked()
 	s.lru.next, s.lru.prev = &s.lru, &s.lru
 	s.epoch++
 }
@@ -261,7 +291,11 @@ func (s *Sequencer) holdLocked(c *conv, e chat.Event) {
 	if len(c.held) == 1 && len(c.queued) == 0 {
 		c.deadline = s.now().Add(s.hold)
 		c.attempts = 0
+		if s.cursorFn != nil {
+			c.floor = s.cursorFn()
+		}
 		s.waiting[c.id] = c
+		s.refloorLocked()
 		s.wakeRun()
 	}
 	s.checkBoundLocked(c)
@@ -292,6 +326,7 @@ func (s *Sequencer) releaseLocked(c *conv) {
 			break
 		}
 		c.last++
+		c.fresh = false
 		s.handle(c.held[h])
 		h++
 	}
@@ -310,9 +345,33 @@ func (s *Sequencer) skipLocked(c *conv, reason string) {
 		s.skipped.Add(1)
 		s.log.Warn("sequencer: skipped missing messages: "+reason, "conv", c.id, "seq", c.last+1)
 		c.last = next - 1
+		c.fresh = false
 		s.releaseLocked(c)
+		s.missedLocked(c.id)
 	}
 	s.settleLocked(c)
+}
+
+// Floor returns, while some conversation waits for a missing message, the
+// lowest sync cursor the node had when one of them started waiting (the
+// missing message may lie just above it, so clients must not be given a
+// higher cursor until it is delivered), and math.MaxInt64 otherwise. It
+// takes no lock, so a handler may call it.
+func (s *Sequencer) Floor() int64 { return s.floor.Load() }
+
+func (s *Sequencer) refloorLocked() {
+	f := int64(math.MaxInt64)
+	for _, c := range s.waiting {
+		f = min(f, c.floor)
+	}
+	s.floor.Store(f)
+}
+
+// missedLocked reports that messages of conv were not handed on in order.
+func (s *Sequencer) missedLocked(conv chat.ConversationID) {
+	if s.onMissed != nil {
+		s.onMissed(conv)
+	}
 }
 
 // settleLocked ends c's wait once it holds nothing.
@@ -332,6 +391,7 @@ func (s *Sequencer) settleLocked(c *conv) {
 	}
 	c.attempts = 0
 	delete(s.waiting, c.id)
+	s.refloorLocked()
 }
 
 // addLocked creates the state of conversation id, forgetting the least

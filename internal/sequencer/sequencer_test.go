@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -289,8 +290,8 @@ func TestSequencer_Run(t *testing.T) {
 		if calls := h.st.Calls(); len(calls) != 0 {
 			t.Errorf("a fresh conversation fetched %v; what came before its first message is unknown", calls)
 		}
-		if st := h.s.Stats(); st.Skipped != 0 || st.Duplicates != 1 {
-			t.Errorf("stats %+v, want nothing skipped and one duplicate (15, which came after delivery had started at 16)", st)
+		if st := h.s.Stats(); st.Skipped != 0 || st.Duplicates != 0 || st.Late != 1 {
+			t.Errorf("stats %+v, want nothing skipped and one late message (15, which came after delivery had started at 16)", st)
 		}
 	})
 
@@ -640,5 +641,59 @@ func BenchmarkInOrderManyConvs(b *testing.B) {
 		e := events[i%convs]
 		e.Message.Seq = int64(i/convs + 1)
 		s.Handle(e)
+	}
+}
+
+// Messages not handed on in order are reported, so the node can tell its
+// clients to catch up: a skipped gap, and a message that arrives after a
+// fresh conversation started above it.
+func TestSequencer_OnMissed(t *testing.T) {
+	var mu sync.Mutex
+	var missed []chat.ConversationID
+	onMissed := func(c chat.ConversationID) { mu.Lock(); missed = append(missed, c); mu.Unlock() }
+	got := func() []chat.ConversationID { mu.Lock(); defer mu.Unlock(); return slices.Clone(missed) }
+
+	h := start(t, Options{OnMissed: onMissed})
+	h.handle(msg(1, 16))
+	h.clk.Advance(testHold)
+	h.waitWant(t, 1, "16")
+	h.handle(msg(1, 15)) // late: delivery started at 16
+	if diff := cmp.Diff([]chat.ConversationID{1}, got()); diff != "" {
+		t.Errorf("missed (-want +got):\n%s", diff)
+	}
+
+	// A fresh conversation whose held events overflow is no longer fresh:
+	// its next gap is fetched, not silently passed.
+	h2 := start(t, Options{MaxHeld: 2, OnMissed: onMissed})
+	h2.handle(msg(2, 10), msg(2, 11), msg(2, 12))
+	h2.waitWant(t, 2, "10", "11", "12")
+	h2.handle(msg(2, 14))
+	h2.clk.Advance(testHold)
+	h2.waitWant(t, 2, "10", "11", "12", "13", "14")
+	if st := h2.s.Stats(); st.Fetched != 1 {
+		t.Errorf("stats %+v, want message 13 fetched", st)
+	}
+	if diff := cmp.Diff([]chat.ConversationID{1, 2}, got()); diff != "" {
+		t.Errorf("missed (-want +got):\n%s (the overflow skip of conversation 2's fresh start counts once)", diff)
+	}
+}
+
+// While a conversation waits for a missing message, Floor holds the cursor
+// the node had when the wait began; it lifts once nothing waits.
+func TestSequencer_Floor(t *testing.T) {
+	var cursor atomic.Int64
+	cursor.Store(50)
+	h := start(t, Options{Cursor: cursor.Load})
+	if f := h.s.Floor(); f != math.MaxInt64 {
+		t.Fatalf("Floor with nothing held = %d", f)
+	}
+	h.handle(msg(1, 1), msg(1, 3))
+	cursor.Store(90)
+	if f := h.s.Floor(); f != 50 {
+		t.Fatalf("Floor while waiting = %d, want the cursor when the wait began (50)", f)
+	}
+	h.handle(msg(1, 2))
+	if f := h.s.Floor(); f != math.MaxInt64 {
+		t.Fatalf("Floor after the gap filled = %d, want none", f)
 	}
 }
