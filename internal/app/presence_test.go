@@ -115,7 +115,7 @@ func TestPresence_MissedHeartbeatsMakeAwayThenOffline(t *testing.T) {
 		c.PresenceGrace = 50 * time.Millisecond
 		c.WS.PingInterval = 50 * time.Millisecond
 		c.WS.AwayAfter = 150 * time.Millisecond
-		c.WS.IdleTimeout = 2500 * time.Millisecond // long enough for "away" to outlive the 1s presence debounce
+		c.WS.IdleTimeout = 4 * time.Second // long enough for "away" to outlive the 1s presence debounce, even on a busy machine
 	})
 	alice, _ := n.user(t, "alice")
 	bob, bobID := n.user(t, "bob")
