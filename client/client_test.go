@@ -173,7 +173,7 @@ func TestClient_UsesStoredTokenAndBuildsRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Duplicate || res.Message.ClientID != "k1" || gotSend != (SendRequest{ClientID: "k1", Text: "hi"}) {
+	if !res.Duplicate || res.Message.ClientID != "k1" || gotSend.ClientID != "k1" || gotSend.Text != "hi" || gotSend.ReplyTo != "" || len(gotSend.Attachments) != 0 {
 		t.Errorf("Send sent %+v, got %+v", gotSend, res)
 	}
 	if err := c.Logout(ctx); err != nil {

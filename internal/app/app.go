@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/natter-chat/natter/internal/auth"
+	"github.com/natter-chat/natter/internal/blob"
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/core"
 	"github.com/natter-chat/natter/internal/httpapi"
@@ -39,6 +40,7 @@ import (
 	"github.com/natter-chat/natter/internal/membus"
 	"github.com/natter-chat/natter/internal/metrics"
 	"github.com/natter-chat/natter/internal/postgres"
+	"github.com/natter-chat/natter/internal/push"
 	"github.com/natter-chat/natter/internal/ratelimit"
 	"github.com/natter-chat/natter/internal/snowflake"
 	"github.com/natter-chat/natter/internal/sqlite"
@@ -86,9 +88,12 @@ type Config struct {
 	RESTRate        float64        // REST requests per second per user (burst: twice as many); zero means 100, negative means unlimited
 	WS              wsapi.Options  // WebSocket tuning; zero values as documented there
 	Hasher          auth.HasherOptions
-	PresenceGrace   time.Duration // a user goes offline this long after their last connection closed; zero means 5s
-	MaxReplay       int           // most changes a sync replays before answering resync_required; zero means 10,000
-	Logger          *slog.Logger  // nil means discard
+	PresenceGrace   time.Duration    // a user goes offline this long after their last connection closed; zero means 5s
+	MaxReplay       int              // most changes a sync replays before answering resync_required; zero means 10,000
+	SearchInterval  time.Duration    // how long the search indexer waits, once caught up, before looking for changed messages again; zero means 1s
+	Push            PushConfig       // push notifications (see push.go)
+	Attachments     AttachmentConfig // file uploads and downloads (see attachments.go)
+	Logger          *slog.Logger     // nil means discard
 }
 
 // App is a running node's parts.
@@ -108,6 +113,8 @@ type App struct {
 	presence  nodePresence
 	cluster   *clusterParts // nil in embedded mode
 	fatal     chan error    // a reason the node must stop (its node id lease was lost)
+	notifier  *push.Dispatcher
+	blobs     *blob.Disk // attachment bytes; nil when attachments are off
 }
 
 // nodeStore is what the app needs of a store besides chat.Store.
@@ -188,11 +195,26 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	store, presence := a.store, a.presence
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg, busDropped)
+	pushStore, pushOpts, err := a.setupPush(ctx, &bus, reg)
+	if err != nil {
+		return nil, fmt.Errorf("push notifications: %w", err)
+	}
+	attachStore, blobs, attachOpts, err := a.setupAttachments(key)
+	if err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
 	a.svc = core.New(core.Deps{
+		Attachments: attachStore, Blobs: blobs,
 		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
+		Search: searchIndex(store),
+		People: store.(chat.PeopleStore), // both stores implement it
+		Push:   pushStore,
 	}, core.Options{
 		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay, ObserveByCaller: true,
+		Search:      core.SearchOptions{Interval: cfg.SearchInterval},
+		Push:        pushOpts,
+		Attachments: attachOpts,
 		Observe: func(n int, took time.Duration, err error) {
 			met.CommitBatch.Observe(float64(n))
 			met.CommitLatency.Observe(took.Seconds())
@@ -330,6 +352,9 @@ func (a *App) closeBackends() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
+	if a.blobs != nil {
+		_ = a.blobs.Close()
+	}
 }
 
 // watchDrops tells every client to reconnect when dropped (the count of
@@ -416,6 +441,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Error("core stopped", "err", err)
 		}
 	})
+	wg.Go(func() { a.runPush(svcCtx) })
 	unsubscribe, err := a.subscribe(svcCtx)
 	if err != nil {
 		stopSvc()

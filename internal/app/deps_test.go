@@ -17,6 +17,7 @@ func TestImportDirection(t *testing.T) {
 		why       string
 	}{
 		{"internal/chat", []string{mod}, "the domain imports only the standard library"},
+		{"internal/searchtext", []string{mod}, "text analysis for search is shared by core and tests; it imports no Natter package"},
 		{"internal/protocol", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/hub"}, "the wire format depends on the domain only"},
 		{"internal/core", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/httpapi", mod + "internal/wsapi", mod + "internal/hub", mod + "internal/app"},
 			"use-cases know backends only through chat interfaces and know no transport"},
@@ -28,7 +29,11 @@ func TestImportDirection(t *testing.T) {
 		{"internal/hub", []string{mod + "internal/sqlite", mod + "internal/membus", mod + "internal/core", mod + "internal/wsapi"}, "the hub fans out; it knows no backend or transport"},
 		{"internal/httpapi", []string{mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/natsbus"}, "transports reach backends only through core"},
 		{"internal/wsapi", []string{mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/natsbus"}, "transports reach backends only through core"},
+		{"internal/push", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/membus", mod + "internal/natsbus", mod + "internal/hub", mod + "internal/httpapi", mod + "internal/app"},
+			"notification delivery reaches backends only through chat interfaces"},
 		{"client", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/app"}, "the public client speaks only the wire protocol"},
+		{"internal/blob", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/media", mod + "internal/app"}, "an adapter imports the domain and its one library"},
+		{"internal/media", []string{mod}, "media processing knows nothing of chat, storage or transports"},
 	}
 	for _, r := range rules {
 		out, err := exec.Command("go", "list", "-deps", "../../"+r.pkg).CombinedOutput()

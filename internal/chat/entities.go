@@ -99,6 +99,10 @@ type Message struct {
 	EditedAt  time.Time
 	DeletedAt time.Time
 	Reactions []Reaction // current reactions, ordered by emoji
+	// Attachments are the files the message carries, in the order sent
+	// (none once deleted). Stores leave it empty; core fills it in from
+	// the AttachmentStore.
+	Attachments []Attachment
 	// Pos is the change position of the message's latest change (append,
 	// edit, delete or reaction): see Store.ListChanges.
 	Pos int64

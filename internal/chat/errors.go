@@ -11,24 +11,26 @@ type Code string
 
 // The error codes. They are part of the public protocol: never rename one.
 const (
-	CodeInvalidArgument    Code = "invalid_argument"     // malformed or out-of-range input
-	CodeInvalidJSON        Code = "invalid_json"         // body or frame is not valid JSON
-	CodeTooLarge           Code = "too_large"            // body, frame or text over its limit
-	CodeUnauthenticated    Code = "unauthenticated"      // missing, malformed or forged token
-	CodeTokenExpired       Code = "token_expired"        // access token expired: refresh it
-	CodeInvalidCredentials Code = "invalid_credentials"  // wrong username or password
-	CodeRefreshReused      Code = "refresh_token_reused" // rotated refresh token presented again; the login is revoked
-	CodeForbidden          Code = "forbidden"            // authenticated but not allowed (e.g. not an admin)
-	CodeNotFound           Code = "not_found"            // does not exist, or the caller may not know it exists
-	CodeUsernameTaken      Code = "username_taken"
-	CodeInvalidUsername    Code = "invalid_username"
-	CodeWeakPassword       Code = "weak_password"
-	CodeConflict           Code = "conflict"        // the request conflicts with current state
-	CodeRateLimited        Code = "rate_limited"    // slow down; retry after the given delay
-	CodeUnknownType        Code = "unknown_type"    // unknown WebSocket frame type
-	CodeUnavailable        Code = "unavailable"     // a backend is down or the node is draining: retry
-	CodeResyncRequired     Code = "resync_required" // the sync gap is too long to replay: reload, then sync from the given cursor
-	CodeInternal           Code = "internal"        // a bug; details are logged, not returned
+	CodeInvalidArgument      Code = "invalid_argument"     // malformed or out-of-range input
+	CodeInvalidJSON          Code = "invalid_json"         // body or frame is not valid JSON
+	CodeTooLarge             Code = "too_large"            // body, frame or text over its limit
+	CodeUnauthenticated      Code = "unauthenticated"      // missing, malformed or forged token
+	CodeTokenExpired         Code = "token_expired"        // access token expired: refresh it
+	CodeInvalidCredentials   Code = "invalid_credentials"  // wrong username or password
+	CodeRefreshReused        Code = "refresh_token_reused" // rotated refresh token presented again; the login is revoked
+	CodeForbidden            Code = "forbidden"            // authenticated but not allowed (e.g. not an admin)
+	CodeBlocked              Code = "blocked"              // the other user has blocked the caller
+	CodeNotFound             Code = "not_found"            // does not exist, or the caller may not know it exists
+	CodeUsernameTaken        Code = "username_taken"
+	CodeInvalidUsername      Code = "invalid_username"
+	CodeWeakPassword         Code = "weak_password"
+	CodeConflict             Code = "conflict"               // the request conflicts with current state
+	CodeRateLimited          Code = "rate_limited"           // slow down; retry after the given delay
+	CodeUnknownType          Code = "unknown_type"           // unknown WebSocket frame type
+	CodeUnavailable          Code = "unavailable"            // a backend is down or the node is draining: retry
+	CodeResyncRequired       Code = "resync_required"        // the sync gap is too long to replay: reload, then sync from the given cursor
+	CodeInternal             Code = "internal"               // a bug; details are logged, not returned
+	CodeUnsupportedMediaType Code = "unsupported_media_type" // an upload whose bytes are not an allowed file type
 )
 
 // Error is a failure with a stable code and a message fit for users.

@@ -199,22 +199,7 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // MaxUserSearch bounds one page of user search (the default is 20).
 const MaxUserSearch = 100
 
-// SearchUsers finds users by username prefix (case-insensitive), a page
-// at a time after the username after. Every authenticated user may search,
-// as in a directory. Errors: invalid_argument.
-func (s *Service) SearchUsers(ctx context.Context, p Principal, prefix, after string, limit int) ([]chat.User, error) {
-	prefix = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(prefix, "@")))
-	if prefix == "" || len(prefix) > 32 || !utf8.ValidString(prefix) {
-		return nil, chat.Errorf(chat.CodeInvalidArgument, "q must be 1 to 32 characters of a username")
-	}
-	if limit < 0 || limit > MaxUserSearch {
-		return nil, chat.Errorf(chat.CodeInvalidArgument, "limit must be between 1 and %d", MaxUserSearch)
-	}
-	if limit == 0 {
-		limit = 20
-	}
-	return s.store.SearchUsers(ctx, prefix, strings.ToLower(after), limit)
-}
+// SearchUsers is in people.go: it matches display names too.
 
 // GetUser returns a user's public profile. Errors: not_found.
 func (s *Service) GetUser(ctx context.Context, p Principal, id chat.UserID) (chat.User, error) {

@@ -97,6 +97,8 @@ func (s *Service) updateMessage(ctx context.Context, p Principal, before int64, 
 		if err != nil {
 			return err
 		}
+		s.releaseAttachments(ctx, m) // a deletion's
+		s.fillAttachments(ctx, &m)
 		if m.Pos != before {
 			s.publish(ctx, chat.Event{Kind: chat.EventMessageUpdated, Conv: m.Conv, Message: &m, Pos: m.Pos, Origin: p.Conn})
 		}
@@ -233,6 +235,9 @@ func (s *Service) mentions(ctx context.Context, conv chat.ConversationID, text s
 // Errors: not_found.
 func (s *Service) GetMessage(ctx context.Context, p Principal, conv chat.ConversationID, id chat.MessageID) (chat.Message, error) {
 	_, m, err := s.message(ctx, p, conv, id)
+	if err == nil {
+		s.fillAttachments(ctx, &m)
+	}
 	return m, err
 }
 

@@ -29,13 +29,17 @@ type appender struct {
 	// entering counts enqueue calls between their stopped check and their
 	// queue send, so that drain can wait for them and strand none.
 	entering atomic.Int64
+	// attachments, if set, fills in the attachments of the stored
+	// messages that retried sends return (set before run starts).
+	attachments func(ctx context.Context, msgs ...*chat.Message)
 }
 
 type appendReq struct {
-	draft  chat.Draft
-	origin int64
-	done   func(SendResult, error)
-	job    func(ctx context.Context) // set for a job; draft, origin and done are then unused
+	draft    chat.Draft
+	origin   int64
+	attached []chat.Attachment // claimed for the draft's message
+	done     func(SendResult, error)
+	job      func(ctx context.Context) // set for a job; draft, origin and done are then unused
 }
 
 func newAppender(store chat.Store, publish func(context.Context, chat.Event), opts Options) *appender {
@@ -48,7 +52,7 @@ func newAppender(store chat.Store, publish func(context.Context, chat.Event), op
 var errStopping = chat.Unavailable("send", errors.New("the node is shutting down"))
 
 // enqueue queues d; it blocks while the queue is full.
-func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, done func(SendResult, error)) error {
+func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, attached []chat.Attachment, done func(SendResult, error)) error {
 	a.entering.Add(1)
 	defer a.entering.Add(-1)
 	select {
@@ -57,7 +61,7 @@ func (a *appender) enqueue(ctx context.Context, d chat.Draft, origin int64, done
 	default:
 	}
 	select {
-	case a.queue <- appendReq{draft: d, origin: origin, done: done}:
+	case a.queue <- appendReq{draft: d, origin: origin, attached: attached, done: done}:
 		return nil
 	case <-a.stopped:
 		return errStopping
@@ -192,7 +196,11 @@ func (a *appender) commit(batch []appendReq, drafts []chat.Draft) []chat.Draft {
 			r.done(SendResult{}, res.Err)
 			continue
 		}
+		if res.Duplicate && a.attachments != nil {
+			a.attachments(ctx, &res.Message)
+		}
 		if !res.Duplicate {
+			res.Message.Attachments = r.attached
 			m := res.Message
 			a.publish(ctx, chat.Event{Kind: chat.EventMessage, Conv: m.Conv, Message: &m, Origin: r.origin})
 		}

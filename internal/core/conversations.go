@@ -49,6 +49,11 @@ func (s *Service) CreateConversation(ctx context.Context, p Principal, kind chat
 	if err := s.usersExist(ctx, others); err != nil {
 		return chat.ConversationSummary{}, false, err
 	}
+	if kind == chat.KindDirect {
+		if err := s.checkNotBlocked(ctx, others[0], p.User); err != nil {
+			return chat.ConversationSummary{}, false, err
+		}
+	}
 	now := s.now()
 	c := chat.Conversation{ID: chat.ConversationID(s.ids.NextID()), Kind: kind, Title: title, CreatedBy: p.User, CreatedAt: now}
 	ms := make([]chat.Member, 0, len(others)+1)
@@ -98,18 +103,10 @@ func uniqueOthers(users []chat.UserID, self chat.UserID) []chat.UserID {
 	return out
 }
 
+// usersExist fails with not_found unless every id is a live account
+// (deleted ones are gone).
 func (s *Service) usersExist(ctx context.Context, ids []chat.UserID) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	found, err := s.store.ListUsers(ctx, ids)
-	if err != nil {
-		return err
-	}
-	if len(found) != len(ids) {
-		return chat.Errorf(chat.CodeNotFound, "no such user")
-	}
-	return nil
+	return s.liveUsers(ctx, ids)
 }
 
 // GetConversation returns a conversation the caller is a member of.
@@ -124,6 +121,9 @@ func (s *Service) GetConversation(ctx context.Context, p Principal, id chat.Conv
 	}
 	for _, c := range list {
 		if c.ID == id {
+			if c.LastMessage != nil {
+				s.fillAttachments(ctx, c.LastMessage)
+			}
 			return c, nil
 		}
 	}
@@ -133,7 +133,18 @@ func (s *Service) GetConversation(ctx context.Context, p Principal, id chat.Conv
 // ListConversations returns the caller's conversations, most recent
 // activity first, with last message and unread count.
 func (s *Service) ListConversations(ctx context.Context, p Principal) ([]chat.ConversationSummary, error) {
-	return s.store.ListConversations(ctx, p.User)
+	list, err := s.store.ListConversations(ctx, p.User)
+	if err != nil {
+		return nil, err
+	}
+	last := make([]*chat.Message, 0, len(list))
+	for _, c := range list {
+		if c.LastMessage != nil {
+			last = append(last, c.LastMessage)
+		}
+	}
+	s.fillAttachments(ctx, last...)
+	return list, nil
 }
 
 // Usernames maps the given users to their usernames (unknown ones absent).
@@ -360,6 +371,7 @@ func (s *Service) History(ctx context.Context, p Principal, q chat.MessageQuery)
 	if err != nil {
 		return nil, false, err
 	}
+	s.fillMessages(ctx, msgs)
 	if len(msgs) > want {
 		return msgs[:want], true, nil
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	Logger          *slog.Logger // nil means discard
 	// Observe, if set, is told the outcome of every commit batch (for metrics).
 	Observe func(batchSize int, took time.Duration, err error)
+	Search  SearchOptions // message search and its indexer (used when Deps.Search is set)
+	// Attachments configures uploads (used when Deps.Attachments is set).
+	Attachments AttachmentOptions
+	Push        PushOptions // push notification endpoints (used when Deps.Push is set)
 }
 
 func (o *Options) fill() {
@@ -68,6 +72,7 @@ func (o *Options) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Search.fill()
 }
 
 // Service runs the use-cases. Create it with New, start its appender with
@@ -86,6 +91,13 @@ type Service struct {
 	typing    *typingThrottle
 	presence  chat.Presence
 	sendLimit Limiter
+	search    chat.SearchIndex // nil: search is off
+	attach    *attachments     // nil: attachments are off
+	people    chat.PeopleStore
+	directs   *directCache
+	exports   chan struct{} // one token per running data export
+	// pushes is nil when push endpoints answer push_not_configured.
+	pushes chat.PushStore
 }
 
 // Deps are the parts a Service is built from.
@@ -99,6 +111,20 @@ type Deps struct {
 	Presence chat.Presence
 	// SendLimit limits sends per user (key: the user id); nil means none.
 	SendLimit Limiter
+	// Search is the message search index; nil turns search off. Run
+	// keeps it current with an Indexer.
+	Search chat.SearchIndex
+	// People keeps profiles, contacts, blocks and account deletion; nil
+	// means Store, which must then implement chat.PeopleStore.
+	People chat.PeopleStore
+	// Push keeps push subscriptions and notification settings; nil turns
+	// the push endpoints off.
+	Push chat.PushStore
+	// Attachments keeps attachment metadata and Blobs their bytes; both
+	// set turns attachments on. Run then also runs the thumbnail workers
+	// and the sweep.
+	Attachments chat.AttachmentStore
+	Blobs       chat.BlobStore
 }
 
 // New returns a Service. Call Run before sending messages.
@@ -113,6 +139,18 @@ func New(d Deps, opts Options) *Service {
 	s.typing = newTypingThrottle(opts.TypingInterval)
 	s.presence = d.Presence
 	s.sendLimit = d.SendLimit
+	s.search = d.Search
+	s.attach = newAttachments(d.Attachments, d.Blobs, opts.Attachments, opts.Logger)
+	if s.attach != nil {
+		s.appender.attachments = s.fillAttachments
+	}
+	s.people = d.People
+	if s.people == nil {
+		s.people, _ = d.Store.(chat.PeopleStore)
+	}
+	s.directs = newDirectCache(s.people, opts.Now)
+	s.exports = make(chan struct{}, MaxConcurrentExports)
+	s.pushes = d.Push
 	if s.sendLimit == nil {
 		s.sendLimit = unlimited{}
 	}
@@ -121,7 +159,8 @@ func New(d Deps, opts Options) *Service {
 
 // Run commits queued sends until ctx is done, then commits what is still
 // queued (so that in-flight sends finish) and returns. It also listens on
-// the bus for removals made on other nodes, to forget cached memberships.
+// the bus for removals made on other nodes, to forget cached memberships,
+// and, given a search index (Deps.Search), runs its Indexer.
 func (s *Service) Run(ctx context.Context) error {
 	if !s.opts.ObserveByCaller {
 		cancel, err := s.bus.Subscribe(ctx, s.Observe)
@@ -129,6 +168,14 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		defer cancel()
+	}
+	if s.search != nil {
+		stop := s.runIndexer(ctx)
+		defer stop()
+	}
+	if s.attach != nil {
+		stop := s.runAttachmentWork(ctx)
+		defer stop()
 	}
 	s.appender.run(ctx)
 	return nil
@@ -141,6 +188,7 @@ func (s *Service) Observe(e chat.Event) {
 	if e.Kind == chat.EventMemberRemoved {
 		s.members.forget(e.Conv, e.Users)
 	}
+	s.observePeople(e)
 }
 
 // Options returns the effective options (defaults filled in).

@@ -54,7 +54,15 @@ func (s *Service) Changes(ctx context.Context, p Principal, cursor int64, limit 
 			Cursor: pos,
 		}
 	}
-	return s.store.ListChanges(ctx, p.User, cursor, limit)
+	changes, err := s.store.ListChanges(ctx, p.User, cursor, limit)
+	var msgs []*chat.Message
+	for _, c := range changes.Changes {
+		if c.Message != nil {
+			msgs = append(msgs, c.Message)
+		}
+	}
+	s.fillAttachments(ctx, msgs...)
+	return changes, err
 }
 
 // Position returns the newest change position: a fresh device that has

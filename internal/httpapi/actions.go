@@ -194,40 +194,4 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request, p core.Principal) 
 	return nil
 }
 
-func (a *API) searchUsers(w http.ResponseWriter, r *http.Request, p core.Principal) error {
-	q := r.URL.Query()
-	limit, _, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	users, err := a.svc.SearchUsers(r.Context(), p, q.Get("q"), q.Get("after"), int(min(limit, core.MaxUserSearch+1)))
-	if err != nil {
-		return err
-	}
-	out := protocol.UsersResponse{Users: make([]protocol.User, len(users))}
-	for i, u := range users {
-		out.Users[i] = protocol.FromUser(u)
-	}
-	want := int(limit)
-	if want == 0 {
-		want = 20
-	}
-	if len(users) == want {
-		out.Next = users[len(users)-1].Username
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (a *API) getUser(w http.ResponseWriter, r *http.Request, p core.Principal) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	u, err := a.svc.GetUser(r.Context(), p, chat.UserID(id))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, protocol.UserResponse{User: protocol.FromUser(u)})
-	return nil
-}
+// searchUsers and getUser are in people.go.

@@ -92,6 +92,10 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/users/{id}/presence", true, a.presence)
 	a.handle(mux, "GET /v1/presence", true, a.presences)
 	a.handle(mux, "GET /v1/sync", true, a.changes)
+	a.handle(mux, "GET /v1/search", true, a.search)
+	a.pushRoutes(mux)
+	a.peopleRoutes(mux)
+	a.attachmentRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -116,6 +120,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p core.Principal) 
 // handle wraps h with recovery, metrics, the body limit and (when
 // authed) token authentication.
 func (a *API) handle(mux *http.ServeMux, pattern string, authed bool, h handlerFunc) {
+	a.handleBody(mux, pattern, authed, a.opts.MaxBodyBytes, h)
+}
+
+// handleBody is handle with a body limit of its own (maxBody bytes).
+func (a *API) handleBody(mux *http.ServeMux, pattern string, authed bool, maxBody int64, h handlerFunc) {
 	route := pattern
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -128,7 +137,7 @@ func (a *API) handle(mux *http.ServeMux, pattern string, authed bool, h handlerF
 			a.met.HTTPRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			a.met.HTTPLatency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
-		r.Body = http.MaxBytesReader(sw, r.Body, a.opts.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
 		var p core.Principal
 		if authed {
 			var err error

@@ -313,7 +313,8 @@ func (a *API) send(w http.ResponseWriter, r *http.Request, p core.Principal) err
 			return err
 		}
 	}
-	res, err := a.svc.Send(r.Context(), p, chat.ConversationID(id), req.ClientID, req.Text, chat.MessageID(replyTo))
+	res, err := a.svc.SendMessage(r.Context(), p, core.Outgoing{Conv: chat.ConversationID(id), ClientID: req.ClientID, Text: req.Text,
+		ReplyTo: chat.MessageID(replyTo), Attachments: core.AttachmentIDs(req.Attachments)})
 	if err != nil {
 		a.met.Sends.WithLabelValues(string(chat.ErrorCode(err))).Inc()
 		return err

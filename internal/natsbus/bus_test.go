@@ -99,7 +99,11 @@ func fullEvent(t *testing.T) chat.Event {
 		Users: []chat.UserID{1, 2},
 		Message: &chat.Message{ID: 11, Conv: 7, Seq: 5, Sender: 1, ClientID: "c-1", Text: "héllo 👋", SentAt: at,
 			ReplyTo: 10, Mentions: []chat.UserID{2}, EditedAt: at.Add(time.Second), DeletedAt: at.Add(2 * time.Second),
-			Reactions: []chat.Reaction{{Emoji: "👍", Users: []chat.UserID{1, 2}}}, Pos: 98},
+			Reactions: []chat.Reaction{{Emoji: "👍", Users: []chat.UserID{1, 2}}}, Pos: 98,
+			Attachments: []chat.Attachment{{ID: "a1b2", Conv: 7, Uploader: 1, State: chat.AttachmentReady, Name: "cat.jpg",
+				Declared: "image/jpeg", ContentType: "image/jpeg", Size: 1234, Received: 1234,
+				Parts: []chat.Part{{Start: 0, End: 1234, Key: "p1"}}, SHA256: "abcd", Width: 640, Height: 480,
+				ContentKey: "c1", ThumbnailKey: "t1", Message: 11, Index: 1, CreatedAt: at}}},
 		Conversation: &chat.Conversation{ID: 7, Kind: chat.KindGroup, Title: "t", CreatedBy: 1, CreatedAt: at, LastSeq: 5, Pos: 97},
 		Member:       &chat.Member{Conv: 7, User: 2, Role: chat.RoleAdmin, JoinedAt: at, ReadSeq: 4, DeliveredSeq: 5, Pos: 96},
 	}

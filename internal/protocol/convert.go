@@ -44,6 +44,7 @@ func FromMessage(m chat.Message) Message {
 		}
 		out.Reactions = append(out.Reactions, Reaction{Emoji: r.Emoji, Users: users, Count: len(users)})
 	}
+	out.Attachments = fromAttachments(m.Attachments)
 	return out
 }
 

@@ -58,6 +58,7 @@ func AppendMessage(dst []byte, m *chat.Message) []byte {
 		}
 		dst = append(dst, ']')
 	}
+	dst = appendAttachments(dst, m.Attachments)
 	return append(dst, '}')
 }
 

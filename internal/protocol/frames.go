@@ -59,6 +59,9 @@ type ClientFrame struct {
 	State    string          `json:"state,omitempty"`    // typing: "start" or "stop"
 	Status   string          `json:"status,omitempty"`   // presence: "online" or "away"
 	Cursor   int64           `json:"cursor,omitempty"`   // changes
+
+	// Attachments (send) are ids of the sender's ready uploads.
+	Attachments []string `json:"attachments,omitempty"`
 }
 
 // MaxRefBytes bounds a frame's ref.

@@ -29,6 +29,8 @@ type Message struct {
 	Deleted   bool       `json:"deleted,omitempty"`
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// Attachments are the files the message carries (none once deleted).
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Reaction is one emoji on a message with the users who chose it.
@@ -131,6 +133,9 @@ type SendRequest struct {
 	ClientID string `json:"client_id"`
 	Text     string `json:"text"`
 	ReplyTo  string `json:"reply_to,omitempty"`
+	// Attachments are ids of the sender's ready uploads to the
+	// conversation; with any, Text may be empty.
+	Attachments []string `json:"attachments,omitempty"`
 }
 
 // EditRequest is the body of PATCH /v1/conversations/{id}/messages/{msg}.

@@ -86,7 +86,8 @@ func (d *dispatcher) send(p core.Principal, f protocol.ClientFrame, reply func([
 	}
 	ref := f.Ref
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	d.svc.SendAsync(ctx, p, chat.ConversationID(conv), f.ClientID, f.Text, chat.MessageID(replyTo), func(r core.SendResult, err error) {
+	out := core.Outgoing{Conv: chat.ConversationID(conv), ClientID: f.ClientID, Text: f.Text, ReplyTo: chat.MessageID(replyTo), Attachments: core.AttachmentIDs(f.Attachments)}
+	d.svc.SendMessageAsync(ctx, p, out, func(r core.SendResult, err error) {
 		cancel()
 		if err != nil {
 			d.met.Sends.WithLabelValues(string(chat.ErrorCode(err))).Inc()

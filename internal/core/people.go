@@ -1,0 +1,359 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+// Limits of profiles, contacts and blocks.
+const (
+	MaxDisplayName = 64   // characters of a display name
+	MaxStatusText  = 140  // characters of a status text
+	MaxAvatarID    = 64   // bytes of an avatar (attachment) id
+	MaxRelations   = 1000 // contacts, and separately blocks, per user
+	MaxSearchQuery = 64   // characters of a user search
+)
+
+// Profile returns a user's profile; a deleted account is returned with
+// DeletedAt set and nothing else. Every authenticated user may read
+// profiles, as in a directory. Errors: not_found.
+func (s *Service) Profile(ctx context.Context, p Principal, id chat.UserID) (chat.Profile, error) {
+	return s.people.GetProfile(ctx, id)
+}
+
+// ProfileUpdate is a change to the caller's own profile; nil fields stay.
+type ProfileUpdate struct {
+	DisplayName *string // trimmed; "" clears it, else 1 to MaxDisplayName characters without control characters
+	StatusText  *string // trimmed; 0 to MaxStatusText characters without control characters
+	Avatar      *string // an attachment id, "" for none
+}
+
+// UpdateProfile changes the caller's profile and returns it. Others see
+// the change the next time they read the profile (there is no live frame).
+// Errors: invalid_argument.
+func (s *Service) UpdateProfile(ctx context.Context, p Principal, u ProfileUpdate) (chat.Profile, error) {
+	var change chat.ProfileChange
+	if u.DisplayName != nil {
+		name := strings.TrimSpace(*u.DisplayName)
+		if err := validProfileText("display_name", name, MaxDisplayName); err != nil {
+			return chat.Profile{}, err
+		}
+		change.DisplayName = &name
+	}
+	if u.StatusText != nil {
+		status := strings.TrimSpace(*u.StatusText)
+		if err := validProfileText("status_text", status, MaxStatusText); err != nil {
+			return chat.Profile{}, err
+		}
+		change.StatusText = &status
+	}
+	if u.Avatar != nil {
+		if err := validAvatar(*u.Avatar); err != nil {
+			return chat.Profile{}, err
+		}
+		change.Avatar = u.Avatar
+	}
+	if change == (chat.ProfileChange{}) {
+		return chat.Profile{}, chat.Errorf(chat.CodeInvalidArgument, "give at least one of display_name, status_text and avatar")
+	}
+	return s.people.UpdateProfile(ctx, p.User, change, s.now())
+}
+
+func validProfileText(field, s string, maxChars int) error {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxChars {
+		return chat.Errorf(chat.CodeInvalidArgument, "%s must be valid UTF-8 of at most %d characters", field, maxChars)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return chat.Errorf(chat.CodeInvalidArgument, "%s must not contain control characters or line breaks", field)
+		}
+	}
+	return nil
+}
+
+// validAvatar checks an avatar id's form only: attachments are stored
+// elsewhere, and the id is opaque here.
+func validAvatar(id string) error {
+	if len(id) > MaxAvatarID {
+		return chat.Errorf(chat.CodeInvalidArgument, "avatar must be an attachment id of at most %d bytes", MaxAvatarID)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return chat.Errorf(chat.CodeInvalidArgument, "avatar must be an attachment id: letters, digits, '-' and '_'")
+		}
+	}
+	return nil
+}
+
+// SearchUsers finds live accounts whose username or display name starts
+// with prefix (case-insensitive, accents of Latin letters ignored), a page
+// at a time, in username order after the username after. Every
+// authenticated user may search, as in a directory. Errors:
+// invalid_argument.
+func (s *Service) SearchUsers(ctx context.Context, p Principal, prefix, after string, limit int) ([]chat.Profile, error) {
+	prefix = chat.FoldName(strings.TrimPrefix(strings.TrimSpace(prefix), "@"))
+	if prefix == "" || utf8.RuneCountInString(prefix) > MaxSearchQuery || !utf8.ValidString(prefix) {
+		return nil, chat.Errorf(chat.CodeInvalidArgument, "q must be 1 to %d characters of a username or display name", MaxSearchQuery)
+	}
+	if limit < 0 || limit > MaxUserSearch {
+		return nil, chat.Errorf(chat.CodeInvalidArgument, "limit must be between 1 and %d", MaxUserSearch)
+	}
+	if limit == 0 {
+		limit = 20
+	}
+	return s.people.SearchProfiles(ctx, prefix, strings.ToLower(after), limit)
+}
+
+// Contacts returns the caller's contacts, oldest first.
+func (s *Service) Contacts(ctx context.Context, p Principal) ([]chat.Related, error) {
+	return s.people.ListRelations(ctx, p.User, chat.RelationContact, MaxRelations)
+}
+
+// Blocks returns the users the caller blocked, oldest first.
+func (s *Service) Blocks(ctx context.Context, p Principal) ([]chat.Related, error) {
+	return s.people.ListRelations(ctx, p.User, chat.RelationBlock, MaxRelations)
+}
+
+// SetContact adds (on) or removes a user from the caller's contacts.
+// Doing either twice is not an error. Errors: invalid_argument (self),
+// not_found (unknown or deleted user), too_large (MaxRelations).
+func (s *Service) SetContact(ctx context.Context, p Principal, other chat.UserID, on bool) error {
+	_, err := s.setRelation(ctx, p, other, chat.RelationContact, on)
+	return err
+}
+
+// SetBlock blocks (on) or unblocks a user for the caller. A blocked user
+// can no longer create a direct conversation with the caller nor send in
+// an existing one (code blocked); in groups nothing changes (clients hide
+// the blocked user's messages). Every node forgets its cached block
+// checks at once when the bus delivers the change, and within
+// directCacheTTL in any case. Errors: as SetContact.
+func (s *Service) SetBlock(ctx context.Context, p Principal, other chat.UserID, on bool) error {
+	changed, err := s.setRelation(ctx, p, other, chat.RelationBlock, on)
+	if err != nil || !changed {
+		return err
+	}
+	s.directs.invalidate()
+	s.publish(ctx, chat.Event{Kind: chat.EventBlocksChanged, Users: []chat.UserID{p.User, other}})
+	return nil
+}
+
+func (s *Service) setRelation(ctx context.Context, p Principal, other chat.UserID, rel chat.Relation, on bool) (bool, error) {
+	if other == p.User && on {
+		return false, chat.Errorf(chat.CodeInvalidArgument, "you cannot %s yourself", map[chat.Relation]string{chat.RelationContact: "add", chat.RelationBlock: "block"}[rel])
+	}
+	if on {
+		n, err := s.people.CountRelations(ctx, p.User, rel)
+		if err != nil {
+			return false, err
+		}
+		if n >= MaxRelations {
+			// A repeated mark of someone already marked is still fine.
+			if blocked, err := s.isMarked(ctx, p.User, other, rel); err != nil || blocked {
+				return false, err
+			}
+			return false, chat.Errorf(chat.CodeTooLarge, "at most %d %ss", MaxRelations, rel)
+		}
+	}
+	return s.people.SetRelation(ctx, p.User, other, rel, on, s.now())
+}
+
+func (s *Service) isMarked(ctx context.Context, owner, other chat.UserID, rel chat.Relation) (bool, error) {
+	if rel == chat.RelationBlock {
+		return s.people.Blocked(ctx, owner, other)
+	}
+	list, err := s.people.ListRelations(ctx, owner, rel, MaxRelations)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range list {
+		if r.Profile.User == other {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// checkNotBlocked fails with blocked when peer has blocked user.
+func (s *Service) checkNotBlocked(ctx context.Context, peer, user chat.UserID) error {
+	blocked, err := s.people.Blocked(ctx, peer, user)
+	if err != nil {
+		return err
+	}
+	if blocked {
+		return errBlocked()
+	}
+	return nil
+}
+
+func errBlocked() error {
+	return chat.Errorf(chat.CodeBlocked, "this user has blocked you")
+}
+
+// liveUsers checks that every id is an account that exists and was not
+// deleted: not_found otherwise.
+func (s *Service) liveUsers(ctx context.Context, ids []chat.UserID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	found, err := s.people.ListProfiles(ctx, ids)
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, p := range found {
+		if !p.Deleted() {
+			live++
+		}
+	}
+	if live != len(ids) {
+		return chat.Errorf(chat.CodeNotFound, "no such user")
+	}
+	return nil
+}
+
+// tombstoneBatch is how many messages account deletion erases per
+// transaction, between which sends of other users go on.
+const tombstoneBatch = 500
+
+// DeleteAccount deletes the caller's account after checking password
+// again: every session ends (connections close with 4003), the caller
+// leaves every conversation (ownership of a group passes as when leaving),
+// every message they sent becomes a tombstone, the profile, contacts and
+// blocks are erased, the username is freed at once, and nobody can log in
+// to the account again. The user id stays, as the sender of the
+// tombstones; its profile reads as deleted.
+//
+// The steps run in turn: until the account itself is closed (the last
+// but one step) a failure leaves it usable, so the user can log in and
+// retry. Wrong passwords are throttled like logins (addr is the client's
+// address). Errors: invalid_credentials, rate_limited.
+func (s *Service) DeleteAccount(ctx context.Context, p Principal, password, addr string) error {
+	u, err := s.store.GetUser(ctx, p.User)
+	if err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, u.Username, password, addr); err != nil {
+		return err
+	}
+	// Take the user off the air first, so that nothing new arrives while
+	// their data is erased.
+	if err := s.revokeAll(ctx, p.User); err != nil {
+		return err
+	}
+	if err := s.eraseActivity(ctx, p.User); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, rand.Text()) // no password will match it
+	if err != nil {
+		return err
+	}
+	revoked, err := s.people.DeleteAccount(ctx, p.User, hash, s.now())
+	if err != nil {
+		return err
+	}
+	for _, id := range revoked { // sessions started meanwhile
+		s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{p.User}, Session: id})
+	}
+	s.log.Info("account deleted", "user", p.User)
+	// Once more, for what a session started meanwhile may have done.
+	return s.eraseActivity(ctx, p.User)
+}
+
+func (s *Service) checkPassword(ctx context.Context, username, password, addr string) error {
+	if wait := s.throttle.Check(username, addr); wait > 0 {
+		return &RetryError{Err: chat.Errorf(chat.CodeRateLimited, "too many wrong passwords; retry later"), After: wait}
+	}
+	_, hash, err := s.store.GetUserByUsername(ctx, username)
+	if err != nil {
+		s.throttle.Fail(username, addr)
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, hash, password)
+	if err != nil || !ok {
+		s.throttle.Fail(username, addr)
+		if err != nil {
+			return err
+		}
+		return chat.Errorf(chat.CodeInvalidCredentials, "wrong password")
+	}
+	s.throttle.Succeed(username, addr)
+	return nil
+}
+
+// revokeAll ends every live session of user and closes their connections.
+func (s *Service) revokeAll(ctx context.Context, user chat.UserID) error {
+	sessions, err := s.store.ListSessions(ctx, user, s.now())
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		if err := s.store.RevokeSession(ctx, user, sess.ID, s.now()); err != nil {
+			return err
+		}
+		s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{user}, Session: sess.ID})
+	}
+	return nil
+}
+
+// eraseActivity removes user from every conversation and turns their
+// messages into tombstones, announcing each change.
+func (s *Service) eraseActivity(ctx context.Context, user chat.UserID) error {
+	convs, err := s.store.ListConversationIDs(ctx, user)
+	if err != nil {
+		return err
+	}
+	for _, conv := range convs {
+		err := s.write(ctx, func(ctx context.Context) error {
+			promoted, err := s.store.RemoveMember(ctx, conv, user)
+			if chat.IsCode(err, chat.CodeNotFound) {
+				return nil // gone meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			s.members.forget(conv, []chat.UserID{user})
+			s.directs.forget(conv)
+			s.publish(ctx, chat.Event{Kind: chat.EventMemberRemoved, Conv: conv, Users: []chat.UserID{user}})
+			for _, m := range promoted {
+				s.publish(ctx, chat.Event{Kind: chat.EventRoleChanged, Conv: conv, Member: &m, Pos: m.Pos})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for {
+		var n int
+		err := s.write(ctx, func(ctx context.Context) error {
+			msgs, err := s.people.TombstoneSent(ctx, user, s.now(), tombstoneBatch)
+			for i := range msgs {
+				m := &msgs[i]
+				s.publish(ctx, chat.Event{Kind: chat.EventMessageUpdated, Conv: m.Conv, Message: m, Pos: m.Pos})
+			}
+			n = len(msgs)
+			return err
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+// observePeople drops cached block checks that an event from any node
+// makes stale.
+func (s *Service) observePeople(e chat.Event) {
+	switch e.Kind {
+	case chat.EventBlocksChanged:
+		s.directs.invalidate()
+	case chat.EventMemberRemoved:
+		s.directs.forget(e.Conv)
+	}
+}

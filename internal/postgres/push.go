@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+var _ chat.PushStore = (*Store)(nil)
+
+const pushColumns = `id, user_id, session_id, kind, endpoint, p256dh, auth, created_at, last_success`
+
+func scanPushSubscription(row pgx.Row, extra ...any) (chat.PushSubscription, error) {
+	var sub chat.PushSubscription
+	var kind string
+	var success *time.Time
+	dest := append([]any{&sub.ID, &sub.User, &sub.Session, &kind, &sub.Endpoint, &sub.P256dh, &sub.Auth, &sub.CreatedAt, &success}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return chat.PushSubscription{}, err
+	}
+	sub.Kind, sub.CreatedAt, sub.LastSuccess = chat.PushKind(kind), sub.CreatedAt.UTC(), fromNull(success)
+	return sub, nil
+}
+
+// nullBytes stores an empty key as NULL.
+func nullBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// CreatePushSubscription implements chat.PushStore.
+func (s *Store) CreatePushSubscription(ctx context.Context, sub chat.PushSubscription) (chat.PushSubscription, error) {
+	const op = "postgres.CreatePushSubscription"
+	stored, err := scanPushSubscription(s.pool.QueryRow(ctx, `INSERT INTO push_subscriptions
+		(id, user_id, session_id, kind, endpoint, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (kind, endpoint) DO UPDATE SET user_id = excluded.user_id, session_id = excluded.session_id,
+			p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at, last_success = NULL
+		RETURNING `+pushColumns,
+		int64(sub.ID), int64(sub.User), int64(sub.Session), string(sub.Kind), sub.Endpoint,
+		nullBytes(sub.P256dh), nullBytes(sub.Auth), ms(sub.CreatedAt)))
+	if err != nil {
+		return chat.PushSubscription{}, classify(op, "the push subscription", err)
+	}
+	return stored, nil
+}
+
+// ListPushSubscriptions implements chat.PushStore.
+func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]chat.PushSubscription, error) {
+	const op = "postgres.ListPushSubscriptions"
+	rows, err := s.pool.Query(ctx, `SELECT `+pushColumns+` FROM push_subscriptions
+		WHERE user_id = $1 ORDER BY created_at, id`, int64(user))
+	if err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	out, err := collect(rows, func(row pgx.Row) (chat.PushSubscription, error) { return scanPushSubscription(row) })
+	if err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	return out, nil
+}
+
+// DeletePushSubscription implements chat.PushStore.
+func (s *Store) DeletePushSubscription(ctx context.Context, user chat.UserID, id chat.PushSubscriptionID) error {
+	const op = "postgres.DeletePushSubscription"
+	tag, err := s.pool.Exec(ctx, `DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2`, int64(id), int64(user))
+	if err != nil {
+		return classify(op, "the push subscription", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return newError(op, chat.CodeNotFound, "push subscription not found")
+	}
+	return nil
+}
+
+// MarkPushSuccess implements chat.PushStore.
+func (s *Store) MarkPushSuccess(ctx context.Context, id chat.PushSubscriptionID, at time.Time) error {
+	const op = "postgres.MarkPushSuccess"
+	_, err := s.pool.Exec(ctx, `UPDATE push_subscriptions SET last_success = $1 WHERE id = $2`, ms(at), int64(id))
+	return classify(op, "the push subscription", err)
+}
+
+// GetPushSettings implements chat.PushStore.
+func (s *Store) GetPushSettings(ctx context.Context, user chat.UserID) (chat.PushSettings, error) {
+	const op = "postgres.GetPushSettings"
+	var hide bool
+	err := s.pool.QueryRow(ctx, `SELECT hide_text FROM push_settings WHERE user_id = $1`, int64(user)).Scan(&hide)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.PushSettings{}, nil
+	}
+	if err != nil {
+		return chat.PushSettings{}, classify(op, "the read", err)
+	}
+	return chat.PushSettings{HideText: hide}, nil
+}
+
+// UpdatePushSettings implements chat.PushStore.
+func (s *Store) UpdatePushSettings(ctx context.Context, user chat.UserID, ps chat.PushSettings) error {
+	const op = "postgres.UpdatePushSettings"
+	_, err := s.pool.Exec(ctx, `INSERT INTO push_settings (user_id, hide_text) VALUES ($1, $2)
+		ON CONFLICT (user_id) DO UPDATE SET hide_text = excluded.hide_text`, int64(user), ps.HideText)
+	return classify(op, "the push settings", err)
+}
+
+// SetNotifyLevel implements chat.PushStore.
+func (s *Store) SetNotifyLevel(ctx context.Context, conv chat.ConversationID, user chat.UserID, level chat.NotifyLevel) error {
+	const op = "postgres.SetNotifyLevel"
+	var err error
+	if level == chat.NotifyAll {
+		_, err = s.pool.Exec(ctx, `DELETE FROM notify_levels WHERE conv_id = $1 AND user_id = $2`, int64(conv), int64(user))
+	} else {
+		_, err = s.pool.Exec(ctx, `INSERT INTO notify_levels (conv_id, user_id, level) VALUES ($1, $2, $3)
+			ON CONFLICT (conv_id, user_id) DO UPDATE SET level = excluded.level`, int64(conv), int64(user), string(level))
+	}
+	return classify(op, "the notification level", err)
+}
+
+// GetNotifyLevel implements chat.PushStore.
+func (s *Store) GetNotifyLevel(ctx context.Context, conv chat.ConversationID, user chat.UserID) (chat.NotifyLevel, error) {
+	const op = "postgres.GetNotifyLevel"
+	var level string
+	err := s.pool.QueryRow(ctx, `SELECT level FROM notify_levels WHERE conv_id = $1 AND user_id = $2`, int64(conv), int64(user)).Scan(&level)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.NotifyAll, nil
+	}
+	if err != nil {
+		return "", classify(op, "the read", err)
+	}
+	return chat.NotifyLevel(level), nil
+}
+
+// ListPushRecipients implements chat.PushStore with one query.
+func (s *Store) ListPushRecipients(ctx context.Context, conv chat.ConversationID, users []chat.UserID, now time.Time) ([]chat.PushRecipient, error) {
+	const op = "postgres.ListPushRecipients"
+	if len(users) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT p.id, p.user_id, p.session_id, p.kind, p.endpoint, p.p256dh, p.auth, p.created_at, p.last_success,
+			coalesce(l.level, 'all'), coalesce(st.hide_text, false)
+		FROM push_subscriptions AS p
+		JOIN sessions AS se ON se.id = p.session_id AND se.revoked_at IS NULL AND se.expires_at > $1
+		LEFT JOIN notify_levels AS l ON l.conv_id = $2 AND l.user_id = p.user_id
+		LEFT JOIN push_settings AS st ON st.user_id = p.user_id
+		WHERE p.user_id = ANY($3)
+		ORDER BY p.user_id, p.created_at, p.id`, ms(now), int64(conv), int64s(users))
+	if err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	defer rows.Close()
+	var out []chat.PushRecipient
+	for rows.Next() {
+		var level string
+		var hide bool
+		sub, err := scanPushSubscription(rows, &level, &hide)
+		if err != nil {
+			return nil, classify(op, "the read", err)
+		}
+		if n := len(out); n == 0 || out[n-1].User != sub.User {
+			out = append(out, chat.PushRecipient{User: sub.User, Level: chat.NotifyLevel(level), Settings: chat.PushSettings{HideText: hide}})
+		}
+		r := &out[len(out)-1]
+		r.Subscriptions = append(r.Subscriptions, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	return out, nil
+}
+
+// VAPIDKey implements chat.PushStore: the first node to call it stores
+// its candidate; every node gets the stored key.
+func (s *Store) VAPIDKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	const op = "postgres.VAPIDKey"
+	if _, err := s.pool.Exec(ctx, `INSERT INTO vapid_key (id, private_key, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING`,
+		candidate, ms(s.now())); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	var key []byte
+	if err := s.pool.QueryRow(ctx, `SELECT private_key FROM vapid_key WHERE id = 1`).Scan(&key); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return key, nil
+}

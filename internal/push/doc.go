@@ -1,0 +1,16 @@
+// Package push notifies users who have no active device: it turns new
+// messages into notifications and delivers them through Web Push (VAPID,
+// RFC 8030/8291), APNs and FCM in background workers, never on the send
+// path.
+//
+// Invariants: Dispatcher.Notify never blocks (a full queue drops the
+// notification and counts it); a member is notified only when their
+// presence is offline or away, their level in the conversation allows it
+// and their session is live; at most one notification per user and
+// conversation leaves per collapse interval, and messages folded during
+// the interval are summed into the next one (a trailing summary when no
+// new message comes); deliveries that fail for a transient reason are
+// retried with exponential backoff and jitter a bounded number of times;
+// subscriptions the push service reports gone are deleted. Notifications
+// are best effort: a node that stops loses what is queued.
+package push

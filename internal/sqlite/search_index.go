@@ -1,0 +1,159 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+var _ chat.SearchIndex = (*Store)(nil)
+
+// The search index is an FTS5 table, message_search, whose rowid is the
+// message id and whose one indexed column holds the message's terms
+// separated by spaces (see migrations/0003_search.sql). Index writes go
+// through the one writer connection like every other write; the indexer
+// keeps its batches small so that a commit of sends waits for one at most
+// briefly.
+
+// SearchCursor implements chat.SearchIndex.
+func (s *Store) SearchCursor(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.r.QueryRowContext(ctx, `SELECT pos FROM search_cursor WHERE id = 1`).Scan(&pos); err != nil {
+		return 0, chat.Unavailable("sqlite.SearchCursor", err)
+	}
+	return pos, nil
+}
+
+// ListChangedMessages implements chat.SearchIndex, through the
+// messages_by_global_pos index. The messages come without reactions,
+// which the index does not need. The store has one writer, so positions
+// commit in order.
+func (s *Store) ListChangedMessages(ctx context.Context, after int64, limit int) ([]chat.Message, error) {
+	const op = "sqlite.ListChangedMessages"
+	limit = min(max(limit, 1), chat.MaxPageSize)
+	msgs, err := queryAll(ctx, s.r, `SELECT `+messageColumns+` FROM messages m WHERE m.pos > ? ORDER BY m.pos LIMIT ?`,
+		[]any{after, limit}, scanMessage)
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return msgs, nil
+}
+
+// UpdateSearchIndex implements chat.SearchIndex in one IMMEDIATE
+// transaction that first moves the cursor (compare-and-set), so a second
+// indexer on the same file finds the cursor moved and writes nothing.
+func (s *Store) UpdateSearchIndex(ctx context.Context, from, to int64, docs []chat.SearchDoc) (bool, error) {
+	const op = "sqlite.UpdateSearchIndex"
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE search_cursor SET pos = ? WHERE id = 1 AND pos = ?`, to, from)
+	if err != nil {
+		return false, chat.Unavailable(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return false, chat.Unavailable(op, err)
+		}
+		return false, nil
+	}
+	if err := writeSearchDocs(ctx, tx, docs); err != nil {
+		return false, chat.Unavailable(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, chat.Unavailable(op, err)
+	}
+	return true, nil
+}
+
+// writeSearchDocs replaces (or removes) the documents of docs' messages.
+func writeSearchDocs(ctx context.Context, tx *sql.Tx, docs []chat.SearchDoc) error {
+	if len(docs) == 0 {
+		return nil
+	}
+	del, err := tx.PrepareContext(ctx, `DELETE FROM message_search WHERE rowid = ?`)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO message_search (rowid, terms, conv_id, pos) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, d := range docs {
+		if _, err := del.ExecContext(ctx, int64(d.Message)); err != nil {
+			return err
+		}
+		if len(d.Terms) == 0 {
+			continue
+		}
+		if _, err := ins.ExecContext(ctx, int64(d.Message), strings.Join(d.Terms, " "), int64(d.Conv), d.Pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchSQL ranks the matches of ?2 with bm25 (lower is better, so the
+// rank returned is its negation) among the messages of the conversations
+// user ?1 is a member of, optionally only conversation ?3 and documents
+// at or below position ?4, skipping ?6 and returning ?5.
+const searchSQL = `SELECT ` + messageColumns + `, -h.score FROM (
+		SELECT rowid AS id, pos, bm25(message_search) AS score FROM message_search WHERE message_search MATCH ?2
+	) AS h
+	JOIN messages m ON m.id = h.id
+	JOIN members me ON me.conv_id = m.conv_id AND me.user_id = ?1
+	WHERE m.deleted_at IS NULL AND (?3 = 0 OR m.conv_id = ?3) AND (?4 = 0 OR h.pos <= ?4)
+	ORDER BY h.score, m.id DESC LIMIT ?5 OFFSET ?6`
+
+// SearchMessages implements chat.SearchIndex. Every term becomes an FTS5
+// phrase, so no character of a term is read as query syntax.
+func (s *Store) SearchMessages(ctx context.Context, q chat.SearchQuery) ([]chat.SearchHit, error) {
+	const op = "sqlite.SearchMessages"
+	if len(q.Terms) == 0 {
+		return nil, newError(op, chat.CodeInvalidArgument, "a search needs at least one word")
+	}
+	phrases := make([]string, len(q.Terms))
+	for i, t := range q.Terms {
+		phrases[i] = `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+	}
+	limit := min(max(q.Limit, 1), chat.MaxPageSize)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	defer tx.Rollback()
+	hits, err := queryAll(ctx, tx, searchSQL,
+		[]any{int64(q.User), strings.Join(phrases, " "), int64(q.Conv), q.AsOf, limit, max(q.Offset, 0)},
+		func(row scanner) (chat.SearchHit, error) {
+			var h chat.SearchHit
+			m, err := scanMessage(scanWithRank{row, &h.Rank})
+			h.Message = m
+			return h, err
+		})
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	msgs := make([]*chat.Message, len(hits))
+	for i := range hits {
+		msgs[i] = &hits[i].Message
+	}
+	if err := attachReactions(ctx, tx, msgs...); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return hits, nil
+}
+
+// scanWithRank scans messageColumns followed by one more column, the
+// rank, so that scanMessage can read a search result row.
+type scanWithRank struct {
+	row  scanner
+	rank *float64
+}
+
+func (s scanWithRank) Scan(dest ...any) error { return s.row.Scan(append(dest, s.rank)...) }
