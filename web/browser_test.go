@@ -94,7 +94,9 @@ type user struct {
 	name    string
 	url     string
 	ctx     context.Context
-	dialogs atomic.Int32 // alert/confirm/prompt dialogs opened by the page
+	bc      cdp.BrowserContextID // its browser context: cookies, storage, permissions
+	browser context.Context      // runs browser-level commands
+	dialogs atomic.Int32         // alert/confirm/prompt dialogs opened by the page
 
 	mu   sync.Mutex
 	logs []string // console messages and uncaught exceptions, for failures
@@ -127,7 +129,7 @@ func (b *browser) newUser(name string) *user {
 		cancel()
 		_ = target.DisposeBrowserContext(bcID).Do(bx)
 	})
-	u := &user{t: t, name: name, url: b.url, ctx: ctx}
+	u := &user{t: t, name: name, url: b.url, ctx: ctx, bc: bcID, browser: bx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *page.EventJavascriptDialogOpening:

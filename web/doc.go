@@ -14,6 +14,9 @@
 // js/transport.js (the WebSocket, or Server-Sent Events plus posted
 // frames, with reconnection), js/store.js (the state and the protocol's
 // rules: sync cursor, receipts, the outbox of unsent messages), js/ui/
-// (the screens) and js/main.js (start-up and routing). The browser tests
-// (*_test.go) drive it in headless Chromium against a real node.
+// (the screens) and js/main.js (start-up and routing); js/files.js
+// uploads attachments and fetches their signed download URLs, and sw.js,
+// the service worker served from the root, shows push notifications.
+// The browser tests (*_test.go) drive it in headless Chromium against a
+// real node.
 package web

@@ -47,6 +47,10 @@ function signedOut() {
 
 api.addEventListener('ended', signedOut);
 addEventListener('popstate', route);
+// A click on a notification (sw.js) opens its conversation in this page.
+navigator.serviceWorker?.addEventListener('message', (e) => {
+  if (e.data?.type === 'natter.open' && typeof e.data.path === 'string' && /^\/(c\/\d+)?$/.test(e.data.path)) navigate(e.data.path);
+});
 // A page kept in the back/forward cache would keep its socket open and its
 // user online; close it, and reconnect (and catch up) if the page returns.
 addEventListener('pagehide', () => store?.conn.stop());

@@ -12,11 +12,13 @@
 
 import { ApiError } from './api.js';
 import { Connection, FrameError, NotConnected } from './transport.js';
+import { SignedURLs } from './files.js';
 
 const TYPING_EVERY_MS = 3_000;
 const TYPING_IDLE_MS = 5_000;
 const PAGE = 50;
-const PERMANENT = new Set(['invalid_argument', 'too_large', 'not_found', 'forbidden', 'invalid_json']);
+const PERMANENT = new Set(['invalid_argument', 'too_large', 'not_found', 'forbidden', 'invalid_json', 'blocked', 'conflict']);
+const PROFILE_TTL_MS = 5 * 60_000; // profile changes are not pushed: refetch after this
 
 /** A fresh client_id; crypto.randomUUID needs a secure context, getRandomValues does not. */
 export function newClientID() {
@@ -31,6 +33,9 @@ export class Store extends EventTarget {
     this.me = api.user;
     this.convs = new Map(); // id -> conversation (server fields + local window)
     this.usernames = new Map(); // user id -> username
+    this.profiles = new Map(); // user id -> {user, at} (display names; fetched as needed)
+    this.blocked = new Set(); // user ids the user blocked
+    this.files = new SignedURLs(api); // signed attachment URLs
     this.presence = new Map(); // user id -> {status, last_seen}
     this.typing = new Map(); // conv id -> Map(user id -> expiry timer)
     this.cursor = 0;
@@ -63,6 +68,7 @@ export class Store extends EventTarget {
 
   start() {
     this.listLoad = this.#loadList().catch(() => {});
+    this.loadBlocks().catch(() => {});
     this.conn.start();
     document.addEventListener('visibilitychange', this.onVisibility);
   }
@@ -437,7 +443,7 @@ export class Store extends EventTarget {
 
   /** Usernames typing in a conversation now. */
   typists(conv) {
-    return [...(this.typing.get(conv)?.keys() ?? [])].map((u) => this.usernames.get(u) ?? 'someone');
+    return [...(this.typing.get(conv)?.keys() ?? [])].map((u) => this.name(u, 'someone'));
   }
 
   /** Tells the others the user is typing: start at most every 3 s, stop after 5 s idle. */
@@ -557,6 +563,26 @@ export class Store extends EventTarget {
     this.scheduleReceipts(convID);
   }
 
+  /**
+   * Makes sure message seq (and a few before it) is loaded: the window
+   * stays one contiguous run of messages, so it grows down to seq.
+   */
+  async loadAround(convID, seq) {
+    const c = this.convs.get(convID);
+    if (!c) return;
+    if (!c.msgs) await this.openHistory(convID);
+    const from = Math.max(0, seq - 10);
+    while (this.#lowest(c) > from + 1 && this.#lowest(c) !== Infinity) {
+      const low = this.#lowest(c);
+      const limit = Math.min(500, low - from - 1);
+      const page = await this.api.request('GET', `/v1/conversations/${convID}/messages?before=${low}&limit=${limit}`);
+      for (const m of page.messages) if (!c.msgs.has(m.seq) || c.msgs.get(m.seq).pos < m.pos) c.msgs.set(m.seq, m);
+      c.hasOlder = page.has_more;
+      if (!page.messages.length) break;
+    }
+    this.#emit('conv', convID);
+  }
+
   /** Loads the page before the oldest loaded message; resolves to false when there is none. */
   async loadOlder(convID) {
     const c = this.convs.get(convID);
@@ -596,8 +622,9 @@ export class Store extends EventTarget {
   // ---- sending ----
 
   /** Queues a message and sends it when connected. */
-  send(convID, text, replyTo) {
+  send(convID, text, replyTo, attachments = []) {
     const item = { client_id: newClientID(), conv: convID, text, reply_to: replyTo || undefined, at: new Date().toISOString(), failed: '' };
+    if (attachments.length) item.attachments = attachments; // ready uploads: Attachment objects
     this.outbox.push(item);
     this.#saveOutbox();
     this.stoppedTyping();
@@ -635,11 +662,12 @@ export class Store extends EventTarget {
     try {
       const frame = { type: 'send', conv: item.conv, client_id: item.client_id, text: item.text };
       if (item.reply_to) frame.reply_to = item.reply_to;
+      if (item.attachments) frame.attachments = item.attachments.map((a) => a.id);
       const ack = await this.conn.request(frame, 40_000);
       this.#applyMessage(ack.message);
     } catch (e) {
       if (e instanceof FrameError && PERMANENT.has(e.code)) {
-        item.failed = e.message || e.code;
+        item.failed = e.code === 'blocked' ? 'this person has blocked you, so your messages are not delivered.' : e.message || e.code;
         this.#saveOutbox();
         this.#emit('conv', item.conv);
       } else if (e instanceof FrameError) {
@@ -694,8 +722,70 @@ export class Store extends EventTarget {
     const p = new URLSearchParams({ q, limit: '20' });
     if (after) p.set('after', after);
     const res = await this.api.request('GET', '/v1/users?' + p);
-    for (const u of res.users) this.usernames.set(u.id, u.username);
+    for (const u of res.users) {
+      this.usernames.set(u.id, u.username);
+      this.profiles.set(u.id, { user: u, at: Date.now() });
+    }
     return res;
+  }
+
+  // ---- people: profiles and blocks ----
+
+  /**
+   * The name to show for a user: the display name when set, else the
+   * username (fallback when unknown). Fetches the profile when it is
+   * missing or older than PROFILE_TTL_MS, and re-renders when it arrives.
+   */
+  name(userID, fallback = '') {
+    const p = this.profiles.get(userID);
+    if (!p || Date.now() - p.at > PROFILE_TTL_MS) this.#loadProfile(userID);
+    if (p?.user.deleted) return 'deleted user';
+    return p?.user.display_name || this.usernames.get(userID) || fallback;
+  }
+
+  /** The profile of a user as last fetched, or null. */
+  profile(userID) {
+    return this.profiles.get(userID)?.user ?? null;
+  }
+
+  #loadProfile(userID) {
+    if (!userID || this.refetching.has('u' + userID)) return;
+    this.refetching.add('u' + userID);
+    this.api
+      .request('GET', '/v1/users/' + userID)
+      .then(({ user }) => {
+        const old = this.profiles.get(userID)?.user;
+        this.profiles.set(userID, { user, at: Date.now() });
+        if (user.username) this.usernames.set(userID, user.username);
+        if (old?.display_name !== user.display_name || old?.deleted !== user.deleted || !old) {
+          this.#emit('list');
+          if (this.openConv) this.#emit('conv', this.openConv);
+        }
+      })
+      .catch(() => this.profiles.set(userID, { user: this.profiles.get(userID)?.user ?? { id: userID }, at: Date.now() - PROFILE_TTL_MS + 30_000 }))
+      .finally(() => this.refetching.delete('u' + userID));
+  }
+
+  /** Changes the user's own profile (fields: display_name, status_text). */
+  async updateProfile(fields) {
+    const { user } = await this.api.request('PATCH', '/v1/users/me/profile', fields);
+    this.profiles.set(user.id, { user, at: Date.now() });
+    this.#emit('list');
+    if (this.openConv) this.#emit('conv', this.openConv);
+    return user;
+  }
+
+  async loadBlocks() {
+    const { blocks } = await this.api.request('GET', '/v1/blocks');
+    this.blocked = new Set(blocks.map((b) => b.user.id));
+    if (this.openConv) this.#emit('conv', this.openConv);
+  }
+
+  async setBlocked(userID, on) {
+    await this.api.request(on ? 'PUT' : 'DELETE', '/v1/blocks/' + userID);
+    if (on) this.blocked.add(userID);
+    else this.blocked.delete(userID);
+    if (this.openConv) this.#emit('conv', this.openConv);
   }
 
   async #conversationCall(method, path, body) {

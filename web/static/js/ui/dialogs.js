@@ -14,7 +14,7 @@ export function toast(text) {
   setTimeout(() => t.remove(), 5000);
 }
 
-function modal(id, title, ...body) {
+export function modal(id, title, ...body) {
   document.getElementById(id)?.remove();
   const close = h('button', { type: 'button', class: 'ghost icon-button', 'aria-label': 'Close', onclick: () => dlg.close() }, icon('close'));
   const dlg = h('dialog', { id, class: 'dialog', 'aria-labelledby': id + '-title' }, h('header', { class: 'dialog-head' }, h('h2', { id: id + '-title' }, title), close), ...body);
@@ -48,7 +48,7 @@ function person(user, extra = [], label = user.username) {
  * result; exclude(id) hides users (the caller, existing members).
  */
 function userSearch(store, { pick, exclude, label, selected = () => false }) {
-  const input = h('input', { type: 'search', class: 'user-search', placeholder: 'Search by username', 'aria-label': label, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
+  const input = h('input', { type: 'search', class: 'user-search', placeholder: 'Search by name or username', 'aria-label': label, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
   const list = h('ul', { class: 'results', 'aria-label': 'Search results' });
   const more = h('button', { type: 'button', class: 'link more', hidden: true }, 'More results');
   const note = h('p', { class: 'hint', role: 'status' }, 'Type the beginning of a username.');
@@ -63,7 +63,7 @@ function userSearch(store, { pick, exclude, label, selected = () => false }) {
           return h(
             'li',
             {},
-            h('button', { type: 'button', class: on ? 'user-result on' : 'user-result', dataset: { username: u.username, user: u.id }, 'aria-pressed': on ? 'true' : null, onclick: () => (pick(u), render()) }, person(u, on ? [icon('check', 'picked')] : [])),
+            h('button', { type: 'button', class: on ? 'user-result on' : 'user-result', dataset: { username: u.username, user: u.id }, 'aria-pressed': on ? 'true' : null, onclick: () => (pick(u), render()) }, person(u, on ? [icon('check', 'picked')] : [], u.display_name ? `${u.display_name} (@${u.username})` : u.username)),
           );
         }),
     );
@@ -201,7 +201,7 @@ export function groupDialog(store, convID, navigate) {
           return h(
             'li',
             { dataset: { user: m.user, username: name } },
-            person({ id: m.user, username: name }, [], m.user === store.me.id ? name + ' (you)' : name),
+            person({ id: m.user, username: name }, [], store.name(m.user, name) + (m.user === store.me.id ? ' (you)' : '')),
             h('span', { class: 'sub' }, p ? presenceText(p) : ''),
             m.role !== 'member' && h('span', { class: 'role' }, m.role),
             canRemove(m) &&

@@ -7,6 +7,9 @@ import { initials, listTime, tint, typingText } from '../format.js';
 import { icon } from './icons.js';
 import { ThreadView, avatar, convName } from './thread.js';
 import { groupDialog, newChatDialog, newGroupDialog } from './dialogs.js';
+import { SearchView } from './search.js';
+import { profileDialog } from './profile.js';
+import { PushToggle } from './push.js';
 
 const BANNER_GRACE_MS = 1500; // a reconnect quicker than this shows no banner
 
@@ -17,6 +20,11 @@ export class Shell {
     this.items = new Map(); // conv id -> list link
     this.dirty = new Set();
     this.thread = new ThreadView(store, { navigate, openGroup: (id) => groupDialog(store, id, navigate) });
+    this.search = new SearchView(store, {
+      open: (conv, seq, id) => this.#openResult(conv, seq, id),
+      shown: (on) => (this.nav.hidden = on),
+    });
+    this.push = new PushToggle(store);
     this.#build(root, logout);
     store.addEventListener('change', (e) => this.#changed(e.detail));
     this.bannerTimer = 0;
@@ -47,7 +55,9 @@ export class Shell {
           'header',
           { class: 'side-head' },
           h('span', { class: `avatar small ${tint(me.id)}`, 'aria-hidden': 'true' }, initials(me.username)),
-          h('span', { id: 'me', class: 'me' }, me.username),
+          h('span', { class: 'me-names' }, (this.meName = h('span', { id: 'me-display', class: 'me-display' })), h('span', { id: 'me', class: 'me' }, me.username)),
+          h('button', { id: 'edit-profile', type: 'button', class: 'ghost icon-button', 'aria-label': 'Edit your profile', title: 'Edit your profile', onclick: () => profileDialog(this.store) }, icon('person')),
+          this.push.button,
           h('button', { id: 'logout', type: 'button', class: 'ghost icon-button', 'aria-label': 'Log out', title: 'Log out', onclick: logout }, icon('logout')),
         ),
         h(
@@ -56,7 +66,9 @@ export class Shell {
           h('button', { id: 'new-chat', type: 'button', class: 'primary', onclick: () => newChatDialog(this.store, this.navigate) }, icon('chat'), 'New chat'),
           h('button', { id: 'new-group', type: 'button', onclick: () => newGroupDialog(this.store, this.navigate) }, icon('group'), 'New group'),
         ),
-        h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, this.list, this.empty),
+        this.search.form,
+        this.search.results,
+        (this.nav = h('nav', { class: 'conv-nav', 'aria-label': 'Conversation list' }, this.list, this.empty)),
       ),
       this.main,
     );
@@ -83,6 +95,18 @@ export class Shell {
       this.main.replaceChildren(this.placeholder);
     }
     this.#renderList();
+  }
+
+  /** Opens a search result: the conversation, loaded down to the message, scrolled to it. */
+  async #openResult(conv, seq, id) {
+    if (!this.store.convs.has(conv)) return;
+    this.navigate('/c/' + conv);
+    try {
+      await this.store.loadAround(conv, seq);
+    } catch {
+      // the message is shown if it is loaded; the toast of reveal says otherwise
+    }
+    setTimeout(() => this.thread.reveal(id), 0);
   }
 
   #changed({ what, conv }) {
@@ -124,6 +148,8 @@ export class Shell {
     for (const id of this.items.keys()) if (!store.convs.has(id)) this.items.delete(id);
     replaceKids(this.list, links);
     this.empty.hidden = convs.length > 0 || !store.loaded;
+    const myName = store.name(store.me.id);
+    this.meName.textContent = myName !== store.me.username ? myName : '';
     const unread = convs.reduce((n, c) => n + c.unread, 0);
     document.title = unread ? `(${unread}) Natter` : 'Natter';
   }
@@ -141,8 +167,9 @@ export class Shell {
     if (typing.length) preview = h('span', { class: 'preview typing-preview' }, typingText(typing));
     else if (!last) preview = h('span', { class: 'preview muted' }, c.kind === 'group' ? 'Group created' : 'No messages yet');
     else {
-      const who = last.sender === store.me.id ? 'You: ' : c.kind === 'group' ? (store.usernames.get(last.sender) || 'someone') + ': ' : '';
-      preview = h('span', { class: last.deleted ? 'preview muted' : 'preview' }, who, last.deleted ? 'Message deleted' : last.text.replace(/\s+/g, ' '));
+      const who = last.sender === store.me.id ? 'You: ' : c.kind === 'group' ? store.name(last.sender, 'someone') + ': ' : '';
+      const files = last.attachments?.length ? '📎 ' + last.attachments.map((a) => a.name).join(', ') + (last.text ? ' ' : '') : '';
+      preview = h('span', { class: last.deleted ? 'preview muted' : 'preview' }, who, last.deleted ? 'Message deleted' : files + last.text.replace(/\s+/g, ' '));
     }
     const when = new Date(last ? last.sent_at : c.created_at);
     a.replaceChildren(
@@ -192,6 +219,7 @@ export class Shell {
 
   destroy() {
     clearInterval(this.tick);
+    this.search.destroy();
     this.thread.hide();
   }
 }

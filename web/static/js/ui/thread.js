@@ -8,15 +8,16 @@ import { icon } from './icons.js';
 import { richText } from './text.js';
 import { MessageMenu } from './menu.js';
 import { confirmDialog, toast } from './dialogs.js';
+import { AttachTray, attachmentList } from './attachments.js';
 
 const RUN_GAP_MS = 5 * 60_000; // messages of one sender closer than this form one run
 const LOAD_OLDER_PX = 400;
 
 /** The display name of a conversation. */
 export function convName(store, c) {
-  if (c.kind === 'direct') return store.usernames.get(store.peer(c)) || 'Direct chat';
+  if (c.kind === 'direct') return store.name(store.peer(c)) || 'Direct chat';
   if (c.title) return c.title;
-  const names = c.members.filter((m) => m.user !== store.me.id).map((m) => m.username || '…');
+  const names = c.members.filter((m) => m.user !== store.me.id).map((m) => store.name(m.user, m.username || '…'));
   return names.length ? names.join(', ') : 'Group';
 }
 
@@ -61,7 +62,9 @@ export class ThreadView {
     this.suggest = h('ul', { id: 'mention-list', class: 'suggest', role: 'listbox', hidden: true, 'aria-label': 'Mention someone' });
     this.input = h('textarea', { id: 'composer-input', rows: '1', 'aria-label': 'Message', maxlength: '16384', autocomplete: 'off' });
     this.sendButton = h('button', { id: 'composer-send', type: 'submit', class: 'primary icon-button', 'aria-label': 'Send' }, icon('send'));
-    this.form = h('form', { id: 'composer', class: 'composer' }, this.suggest, this.input, this.sendButton);
+    this.tray = new AttachTray(this.store, () => this.form?.classList.toggle('has-files', this.tray.items.length > 0));
+    this.form = h('form', { id: 'composer', class: 'composer' }, this.suggest, this.tray.input, this.tray.button, this.input, this.sendButton);
+    this.menuButton = h('button', { id: 'thread-menu', type: 'button', class: 'ghost icon-button', 'aria-label': 'Conversation actions', 'aria-haspopup': 'menu', onclick: () => this.#convMenu() }, icon('more'));
     this.el = h(
       'section',
       { id: 'thread', class: 'thread', 'aria-labelledby': 'thread-title' },
@@ -72,10 +75,12 @@ export class ThreadView {
         this.avatarSlot,
         h('div', { class: 'titles' }, this.title, this.sub),
         this.infoButton,
+        this.menuButton,
       ),
       h('div', { class: 'log-wrap' }, this.log, this.jump),
       this.typingLine,
       this.context,
+      this.tray.el,
       this.form,
     );
     this.log.addEventListener('scroll', () => this.#onScroll());
@@ -103,6 +108,8 @@ export class ThreadView {
       this.editing = false;
       this.stick = true;
       this.input.value = this.drafts.get(convID) || '';
+      this.tray.clear(true);
+      this.tray.conv = convID;
       this.#renderContext();
       this.log.replaceChildren();
     }
@@ -136,6 +143,7 @@ export class ThreadView {
     this.title.textContent = convName(this.store, c);
     this.avatarSlot.replaceChildren(avatar(this.store, c));
     this.infoButton.hidden = c.kind !== 'group';
+    this.menuButton.hidden = c.kind !== 'direct';
     this.input.placeholder = 'Message ' + convName(this.store, c);
     this.#renderSub(c);
     this.#renderLog(c);
@@ -185,8 +193,8 @@ export class ThreadView {
       const first = !prev || prev.m.sender !== m.sender || dayKey(prev.at) !== day || at - prev.at > RUN_GAP_MS;
       const [status, statusText] = isPending ? [item.failed ? 'failed' : 'sending', item.failed ? 'Not sent' : store.conn.online ? 'Sending…' : 'Waiting for the connection'] : m.sender === store.me.id ? store.receiptOf(c, m) : ['', ''];
       const target = m.reply_to ? store.replyTarget(c, m.reply_to) : null;
-      const names = [m.sender, target?.sender, ...(m.mentions || [])].map((u) => store.usernames.get(u) ?? '');
-      const sig = [m.pos, status, statusText, first, target?.pos ?? '', c.kind, item?.failed, ...names].join('|');
+      const names = [m.sender, target?.sender, ...(m.mentions || [])].map((u) => store.name(u));
+      const sig = [m.pos, status, statusText, first, target?.pos ?? '', c.kind, item?.failed, store.blocked.has(m.sender), ...names].join('|');
       const el = keyed(isPending ? 'p' + item.client_id : 'm' + m.id, sig, () => this.#message(c, m, { first, status, statusText, target, item }));
       if (this.menu.openFor === m.id && m.id && !el.contains(this.menu.el)) this.menu.adopt(el);
       prev = { m, at };
@@ -228,10 +236,14 @@ export class ThreadView {
       dataset: { seq: item ? '' : m.seq, id: item ? '' : m.id, clientId: m.client_id, sender: m.sender, status: status || null },
     });
     const bubble = h('div', { class: 'bubble' });
-    if (!mine && first && c.kind === 'group') bubble.append(h('span', { class: `sender ${tint(m.sender)}` }, store.usernames.get(m.sender) || 'someone'));
+    if (!mine && first && c.kind === 'group') bubble.append(h('span', { class: `sender ${tint(m.sender)}` }, store.name(m.sender, 'someone')));
     if (m.reply_to) bubble.append(this.#quote(c, m.reply_to, target));
     if (m.deleted) bubble.append(h('p', { class: 'text gone' }, 'This message was deleted.'));
-    else bubble.append(h('p', { class: 'text' }, richText(m.text, mentionNames, store.me.username)));
+    else if (c.kind === 'group' && store.blocked.has(m.sender)) bubble.append(h('p', { class: 'text gone' }, 'Message from someone you blocked.'));
+    else {
+      if (m.text || !m.attachments?.length) bubble.append(h('p', { class: 'text' }, richText(m.text, mentionNames, store.me.username)));
+      bubble.append(attachmentList(store, m) ?? []);
+    }
     const at = new Date(m.sent_at);
     const meta = h('span', { class: 'meta' });
     if (m.edited_at && !m.deleted) meta.append(h('span', { class: 'edited', title: 'Edited ' + fullTime(new Date(m.edited_at)) }, 'edited'));
@@ -250,7 +262,7 @@ export class ThreadView {
   }
 
   #quote(c, id, target) {
-    const who = target ? (target.sender === this.store.me.id ? 'You' : this.store.usernames.get(target.sender) || 'someone') : '';
+    const who = target ? (target.sender === this.store.me.id ? 'You' : this.store.name(target.sender, 'someone')) : '';
     const what = !target ? 'Original message' : target.deleted ? 'Message deleted' : target.text;
     return h(
       'button',
@@ -277,7 +289,7 @@ export class ThreadView {
       { class: 'reactions' },
       m.reactions.map((r) => {
         const on = r.users.includes(me);
-        const who = r.users.map((u) => (u === me ? 'you' : this.store.usernames.get(u) || 'someone')).join(', ');
+        const who = r.users.map((u) => (u === me ? 'you' : this.store.name(u, 'someone'))).join(', ');
         return h(
           'button',
           {
@@ -290,6 +302,12 @@ export class ThreadView {
         );
       }),
     );
+  }
+
+  /** Scrolls to message id and highlights it (search results open here). */
+  reveal(id) {
+    this.stick = false;
+    this.#flash(id);
   }
 
   #flash(id) {
@@ -353,7 +371,7 @@ export class ThreadView {
       return;
     }
     const m = mode.msg;
-    const who = m.sender === this.store.me.id ? 'yourself' : this.store.usernames.get(m.sender) || 'someone';
+    const who = m.sender === this.store.me.id ? 'yourself' : this.store.name(m.sender, 'someone');
     this.context.dataset.mode = mode.kind;
     this.context.replaceChildren(
       icon(mode.kind === 'edit' ? 'edit' : 'reply'),
@@ -378,8 +396,14 @@ export class ThreadView {
       }
       return;
     }
-    if (!text) return;
-    this.store.send(this.convID, text, mode?.kind === 'reply' ? mode.msg.id : '');
+    if (this.tray.busy) {
+      toast('Wait for the files to finish uploading.');
+      return;
+    }
+    const files = this.tray.ready;
+    if (!text && !files.length) return;
+    this.store.send(this.convID, text, mode?.kind === 'reply' ? mode.msg.id : '', files);
+    this.tray.clear();
     this.input.value = '';
     this.drafts.delete(this.convID);
     this.#hideSuggest();
@@ -404,6 +428,38 @@ export class ThreadView {
         this.#setMode('edit', own);
       }
     }
+  }
+
+  /** The direct conversation's menu: block or unblock the other person. */
+  #convMenu() {
+    const c = this.store.convs.get(this.convID);
+    if (!c || c.kind !== 'direct') return;
+    document.getElementById('conv-menu')?.remove();
+    const peer = this.store.peer(c);
+    const name = convName(this.store, c);
+    const blocked = this.store.blocked.has(peer);
+    const close = () => {
+      menu.remove();
+      document.removeEventListener('pointerdown', outside, true);
+      this.menuButton.focus();
+    };
+    const outside = (e) => !menu.contains(e.target) && close();
+    const toggle = async () => {
+      close();
+      if (!blocked && !(await confirmDialog(`Block ${name}? They will not be able to message you here.`, 'Block'))) return;
+      try {
+        await this.store.setBlocked(peer, !blocked);
+        toast(blocked ? `${name} is unblocked.` : `${name} is blocked.`);
+      } catch (e) {
+        toast('Could not change the block: ' + e.message);
+      }
+    };
+    const item = h('button', { type: 'button', role: 'menuitem', class: 'menu-item' + (blocked ? '' : ' danger'), dataset: { action: blocked ? 'unblock' : 'block' }, onclick: toggle }, (blocked ? 'Unblock ' : 'Block ') + name);
+    const menu = h('div', { id: 'conv-menu', class: 'menu conv-menu', role: 'menu', 'aria-label': 'Conversation actions' }, item);
+    menu.addEventListener('keydown', (e) => (e.key === 'Escape' || e.key === 'Tab') && (e.preventDefault(), close()));
+    this.menuButton.after(menu);
+    item.focus();
+    setTimeout(() => document.addEventListener('pointerdown', outside, true));
   }
 
   async #remove(m) {
@@ -480,5 +536,5 @@ export class ThreadView {
 
 /** An outbox item shown as a message of the user's. */
 function outboxMessage(store, item) {
-  return { id: '', seq: 0, pos: 0, conv: item.conv, sender: store.me.id, client_id: item.client_id, text: item.text, sent_at: item.at, reply_to: item.reply_to };
+  return { id: '', seq: 0, pos: 0, conv: item.conv, sender: store.me.id, client_id: item.client_id, text: item.text, sent_at: item.at, reply_to: item.reply_to, attachments: item.attachments };
 }
