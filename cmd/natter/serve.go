@@ -40,6 +40,9 @@ type serveCmd struct {
 	WSAwayAfter     time.Duration   `help:"A connection that answers no ping this long is reported away." default:"45s" env:"NATTER_WS_AWAY_AFTER"`
 	MaxReplay       int             `help:"Most changes one sync replays; beyond, clients are told to reload (resync_required)." default:"10000" env:"NATTER_MAX_REPLAY"`
 	SearchInterval  time.Duration   `help:"How long the search indexer waits, once caught up, before looking for changed messages again (how soon a message becomes searchable)." default:"1s" env:"NATTER_SEARCH_INTERVAL"`
+	Role            string          `help:"What this node does: all; api (serves clients, enqueues background jobs, does none); worker (does background jobs and search indexing, serves only /healthz, /readyz and /metrics). api and worker need cluster mode." enum:"all,api,worker" default:"all" env:"NATTER_ROLE"`
+	JobsAckWait     time.Duration   `help:"Cluster mode: a background job whose node stops answering is redelivered after this." default:"30s" env:"NATTER_JOBS_ACK_WAIT"`
+	ExportMaxBytes  int64           `help:"Most bytes of files (attachments and avatar) one data export carries; a bigger export is refused with 413 too_large." default:"1073741824" env:"NATTER_EXPORT_MAX_BYTES"`
 	Push            pushFlags       `embed:""`
 	Attachments     attachmentFlags `embed:""`
 	LogFormat       string          `help:"Log format: auto (text on a terminal, else JSON), text or json." enum:"auto,text,json" default:"auto" env:"NATTER_LOG_FORMAT"`
@@ -57,6 +60,7 @@ func (s *serveCmd) Run(ctx context.Context) error {
 		AllowedOrigins: s.AllowedOrigins, TrustedProxies: proxies, ShutdownTimeout: s.ShutdownTimeout, DrainJitter: s.DrainJitter,
 		DebugAddr: s.DebugAddr, Logger: log, SendRate: s.SendRate, RESTRate: s.RESTRate,
 		PresenceGrace: s.PresenceGrace, MaxReplay: s.MaxReplay, SearchInterval: s.SearchInterval,
+		Role: s.Role, JobsAckWait: s.JobsAckWait, ExportMaxBytes: s.ExportMaxBytes,
 		Push:        s.Push.config(),
 		Attachments: s.Attachments.config(),
 		WS: wsapi.Options{QueueFrames: s.WSQueueFrames, IdleTimeout: s.WSIdleTimeout, PingInterval: s.WSPingInterval,

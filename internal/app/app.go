@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,11 +33,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/natter-chat/natter/internal/auth"
-	"github.com/natter-chat/natter/internal/blob"
 	"github.com/natter-chat/natter/internal/chat"
 	"github.com/natter-chat/natter/internal/core"
 	"github.com/natter-chat/natter/internal/httpapi"
 	"github.com/natter-chat/natter/internal/hub"
+	"github.com/natter-chat/natter/internal/jobs"
 	"github.com/natter-chat/natter/internal/membus"
 	"github.com/natter-chat/natter/internal/metrics"
 	"github.com/natter-chat/natter/internal/postgres"
@@ -93,7 +94,14 @@ type Config struct {
 	SearchInterval  time.Duration    // how long the search indexer waits, once caught up, before looking for changed messages again; zero means 1s
 	Push            PushConfig       // push notifications (see push.go)
 	Attachments     AttachmentConfig // file uploads and downloads (see attachments.go)
+	ExportMaxBytes  int64            // most bytes of files (attachments, avatar) one data export carries; zero means 1 GiB
 	Logger          *slog.Logger     // nil means discard
+
+	// Role is what this node does (see jobs.go): empty or "all" for
+	// everything, "api" to serve clients without background work,
+	// "worker" for background work only. api and worker need cluster mode.
+	Role        string
+	JobsAckWait time.Duration // cluster mode: a job whose node stops answering is redelivered after this; zero means 30s
 }
 
 // App is a running node's parts.
@@ -114,7 +122,9 @@ type App struct {
 	cluster   *clusterParts // nil in embedded mode
 	fatal     chan error    // a reason the node must stop (its node id lease was lost)
 	notifier  *push.Dispatcher
-	blobs     *blob.Disk // attachment bytes; nil when attachments are off
+	blobs     []io.Closer // attachment blob stores (hot, cold); none when attachments are off
+
+	jobs jobs.Runner // background work; run unless the role is api
 }
 
 // nodeStore is what the app needs of a store besides chat.Store.
@@ -147,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := checkRole(&cfg); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -195,26 +208,34 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	store, presence := a.store, a.presence
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg, busDropped)
+	if a.jobs, err = a.setupJobs(ctx, reg); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	pushStore, pushOpts, err := a.setupPush(ctx, &bus, reg)
 	if err != nil {
 		return nil, fmt.Errorf("push notifications: %w", err)
 	}
-	attachStore, blobs, attachOpts, err := a.setupAttachments(key)
+	attach, err := a.setupAttachments(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("attachments: %w", err)
 	}
 	a.svc = core.New(core.Deps{
-		Attachments: attachStore, Blobs: blobs,
+		Attachments: attach.store, Blobs: attach.blobs, Cold: attach.cold, Tiers: attach.tiers,
 		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
 		Search: searchIndex(store),
 		People: store.(chat.PeopleStore), // both stores implement it
 		Push:   pushStore,
+		Jobs:   a.jobs,
+		// Both stores implement these too.
+		Avatars: store.(chat.AvatarStore), UserFiles: store.(chat.UserAttachments),
 	}, core.Options{
-		MaxTextBytes: cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay, ObserveByCaller: true,
+		ExportMaxBytes: cfg.ExportMaxBytes,
+		NoBackground:   cfg.Role == RoleAPI,
+		MaxTextBytes:   cfg.MaxTextBytes, Logger: cfg.Logger, MaxReplay: cfg.MaxReplay, ObserveByCaller: true,
 		Search:      core.SearchOptions{Interval: cfg.SearchInterval},
 		Push:        pushOpts,
-		Attachments: attachOpts,
+		Attachments: attach.opts,
 		Observe: func(n int, took time.Duration, err error) {
 			met.CommitBatch.Observe(float64(n))
 			met.CommitLatency.Observe(took.Seconds())
@@ -247,6 +268,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// The web client: "/" (not "GET /", which conflicts with "/v1/") ranks below every API route.
 	mux.Handle("/", web.Handler())
 	a.handler = mux
+	if cfg.Role == RoleWorker {
+		a.handler = a.workerHandler(reg)
+	}
 	// One bus subscription per node: the core forgets memberships that
 	// a removal ends before the hub hears of it.
 	deliver := a.hub.Handle
@@ -352,8 +376,8 @@ func (a *App) closeBackends() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
-	if a.blobs != nil {
-		_ = a.blobs.Close()
+	for _, b := range a.blobs {
+		_ = b.Close()
 	}
 }
 
@@ -442,6 +466,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { a.runPush(svcCtx) })
+	wg.Go(func() { a.runJobs(svcCtx) })
 	unsubscribe, err := a.subscribe(svcCtx)
 	if err != nil {
 		stopSvc()

@@ -34,6 +34,8 @@ func TestImportDirection(t *testing.T) {
 		{"client", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/app"}, "the public client speaks only the wire protocol"},
 		{"internal/blob", []string{mod + "internal/core", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/media", mod + "internal/app"}, "an adapter imports the domain and its one library"},
 		{"internal/media", []string{mod}, "media processing knows nothing of chat, storage or transports"},
+		{"internal/s3blob", []string{mod + "internal/core", mod + "internal/blob", mod + "internal/sqlite", mod + "internal/postgres", mod + "internal/media", mod + "internal/app"}, "an adapter imports the domain and its one library"},
+		{"internal/jobs", []string{mod}, "the job queue API and its in-process runner import only the standard library; backends implement it elsewhere"},
 	}
 	for _, r := range rules {
 		out, err := exec.Command("go", "list", "-deps", "../../"+r.pkg).CombinedOutput()

@@ -99,7 +99,7 @@ func (a *App) setupPush(ctx context.Context, bus *chat.Bus, reg prometheus.Regis
 	}
 	a.notifier = push.New(push.Options{
 		Store: a.store, Push: store, Presence: a.presence, Senders: senders,
-		Collapse: cfg.Collapse, RetryBase: cfg.RetryBase, Workers: cfg.Workers, Logger: a.log,
+		Collapse: cfg.Collapse, RetryBase: cfg.RetryBase, Workers: cfg.Workers, Logger: a.log, Jobs: a.jobs,
 		Observe: func(kind chat.PushKind, result string) { outcomes.WithLabelValues(string(kind), result).Inc() },
 	})
 	*bus = notifyingBus{Bus: *bus, notify: a.notifier.Notify}

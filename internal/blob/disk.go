@@ -55,24 +55,8 @@ func OpenDisk(dir string) (*Disk, error) {
 // Close releases the directory.
 func (d *Disk) Close() error { return d.root.Close() }
 
-// ValidKey reports whether key may name a blob: 1 to 200 characters of
-// [a-z0-9/_.-], no leading or trailing "/", no empty or dot-only segment.
-func ValidKey(key string) bool {
-	if key == "" || len(key) > 200 {
-		return false
-	}
-	for _, c := range key {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "" || strings.Trim(seg, ".") == "" {
-			return false
-		}
-	}
-	return true
-}
+// ValidKey reports whether key may name a blob (see chat.ValidBlobKey).
+func ValidKey(key string) bool { return chat.ValidBlobKey(key) }
 
 // file returns the directory and file name of key inside the root.
 func file(key string) (dir, name string) {

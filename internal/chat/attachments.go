@@ -41,8 +41,11 @@ type Attachment struct {
 	Received int64  // bytes stored so far while uploading
 	Parts    []Part // the stored chunks while uploading, in order
 	SHA256   string // hex digest of the stored content (set when ready)
-	Width    int    // pixels, for images; 0 when unknown
+	Width    int    // pixels, for images and video; 0 when unknown
 	Height   int
+	// DurationMS is the playing time of audio and video in milliseconds;
+	// 0 when unknown or not audio/video.
+	DurationMS int64
 	// ContentKey and ThumbnailKey name the blobs holding the content and
 	// the thumbnail ("" while there is none).
 	ContentKey   string

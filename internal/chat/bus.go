@@ -40,6 +40,7 @@ type Event struct {
 	Message      *Message
 	Conversation *Conversation
 	Member       *Member
+	Profile      *Profile // for EventProfile
 	Users        []UserID
 	Session      SessionID
 	Typing       bool // for EventTyping: true when the user started typing

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/jobs"
 	"github.com/natter-chat/natter/internal/media"
 )
 
@@ -34,13 +35,16 @@ type AttachmentOptions struct {
 	// upload no message carries is removed. Zero means 24h.
 	UploadGrace   time.Duration
 	SweepInterval time.Duration // how often garbage is collected and missing thumbnails re-queued; zero means 1m
-	Workers       int           // thumbnail workers; zero means 2
-	QueueSize     int           // thumbnails waiting for a worker (more are left to the sweep); zero means 256
+	Workers       int           // thumbnail jobs done at once per worker node; zero means 2
+	QueueSize     int           // thumbnails one sweep re-queues at most; zero means 256
 	// URLKey signs download URLs (HMAC-SHA256); every node of a cluster
 	// needs the same. Nil means a random key per process: signed URLs then
 	// work only on the node that made them, until it restarts.
 	URLKey []byte
 	URLTTL time.Duration // how long a signed URL works; zero means 10m
+	// ColdAfter is how old (since upload) sent content must be before the
+	// sweep moves it to the cold tier (Deps.Cold). Zero means never.
+	ColdAfter time.Duration
 	// ScratchDir holds the temporary files an upload is checked in.
 	// Empty means the system's temporary directory.
 	ScratchDir string
@@ -80,11 +84,12 @@ func (o *AttachmentOptions) fill() {
 // attachments is the Service's attachment machinery: nil fields when
 // Deps.Attachments is not set.
 type attachments struct {
-	store  chat.AttachmentStore
-	blobs  chat.BlobStore
-	opts   AttachmentOptions
-	thumbs chan chat.AttachmentID // bounded: a full queue leaves the work to the sweep
-	log    *slog.Logger
+	store chat.AttachmentStore
+	blobs chat.BlobStore
+	opts  AttachmentOptions
+	queue jobs.Queue // thumbnail jobs (set by setupJobs); a lost one is left to the sweep
+	log   *slog.Logger
+	cold  *coldTier // nil: no cold tier (see coldtier.go)
 }
 
 func newAttachments(store chat.AttachmentStore, blobs chat.BlobStore, opts AttachmentOptions, log *slog.Logger) *attachments {
@@ -92,7 +97,7 @@ func newAttachments(store chat.AttachmentStore, blobs chat.BlobStore, opts Attac
 		return nil
 	}
 	opts.fill()
-	return &attachments{store: store, blobs: blobs, opts: opts, thumbs: make(chan chat.AttachmentID, opts.QueueSize), log: log}
+	return &attachments{store: store, blobs: blobs, opts: opts, log: log}
 }
 
 // maxNameBytes bounds an attachment's name.
@@ -283,7 +288,7 @@ func (s *Service) finishUpload(ctx context.Context, a chat.Attachment) (chat.Att
 		if ferr == nil {
 			at.dropParts(ctx, a)
 			if media.IsImage(ready.ContentType) {
-				at.queueThumbnail(ready.ID)
+				at.queueThumbnail(ctx, ready.ID)
 			}
 			return ready, nil
 		}
@@ -332,7 +337,7 @@ func (s *Service) checkUpload(ctx context.Context, a chat.Attachment) (chat.Atta
 	t := media.Detect(head[:n])
 	if t == "" {
 		return chat.Attachment{}, chat.Errorf(chat.CodeUnsupportedMediaType,
-			"this kind of file is not accepted (allowed: JPEG, PNG, GIF and WebP images, MP4 and WebM video, Ogg, MP3 and M4A audio, PDF, ZIP, plain UTF-8 text)"), nil
+			"this kind of file is not accepted (allowed: JPEG, PNG, GIF and WebP images, MP4 and WebM video, Ogg, MP3, M4A and WAV audio, PDF, ZIP, plain UTF-8 text)"), nil
 	}
 	content := raw
 	done := a
@@ -358,6 +363,9 @@ func (s *Service) checkUpload(ctx context.Context, a chat.Attachment) (chat.Atta
 			content = clean
 		}
 		done.Width, done.Height = size.Width, size.Height
+	}
+	if media.IsAV(t) {
+		probeAV(&done, raw, t)
 	}
 	if _, err := content.Seek(0, io.SeekStart); err != nil {
 		return chat.Attachment{}, nil, chat.Unavailable("attachments.check", err)
@@ -466,7 +474,7 @@ func (s *Service) open(ctx context.Context, a chat.Attachment, thumbnail bool) (
 	if a.State != chat.AttachmentReady || key == "" {
 		return Download{}, errNoAttachment()
 	}
-	body, size, mod, err := s.attach.blobs.Open(ctx, key)
+	body, size, mod, err := s.attach.openBlob(ctx, a, key)
 	if chat.IsCode(err, chat.CodeNotFound) {
 		return Download{}, errNoAttachment()
 	}

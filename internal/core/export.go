@@ -12,21 +12,27 @@ import (
 const MaxConcurrentExports = 2
 
 // Export is a user's own data, for a GDPR-style export: the profile, the
-// conversations they are a member of, their contacts and blocks. Their
-// messages come separately, from ExportMessages, a page at a time.
+// conversations they are a member of, their contacts and blocks, and the
+// metadata of their files. Their messages come separately, from
+// ExportMessages, a page at a time, and the files' bytes from ExportFiles.
 type Export struct {
 	Profile       chat.Profile
 	Conversations []chat.ConversationSummary
 	Contacts      []chat.Related
 	Blocks        []chat.Related
-	release       func()
+	// Attachments are the user's ready uploads that no deleted message
+	// carries, in id order; Avatar is the avatar they wear, or nil.
+	Attachments []chat.Attachment
+	Avatar      *chat.Avatar
+	release     func()
 }
 
 // Close ends the export, letting another one start.
 func (e *Export) Close() { e.release() }
 
 // StartExport begins an export of the caller's data; the caller must
-// Close it. Errors: rate_limited when MaxConcurrentExports are running.
+// Close it. Errors: rate_limited when MaxConcurrentExports are running,
+// too_large when the files pass Options.ExportMaxBytes.
 func (s *Service) StartExport(ctx context.Context, p Principal) (*Export, error) {
 	select {
 	case s.exports <- struct{}{}:
@@ -50,6 +56,9 @@ func (s *Service) StartExport(ctx context.Context, p Principal) (*Export, error)
 		return nil, err
 	}
 	if e.Blocks, err = s.people.ListRelations(ctx, p.User, chat.RelationBlock, MaxRelations); err != nil {
+		return nil, err
+	}
+	if err = s.listExportFiles(ctx, p, e); err != nil {
 		return nil, err
 	}
 	return e, nil

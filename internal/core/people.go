@@ -30,12 +30,14 @@ func (s *Service) Profile(ctx context.Context, p Principal, id chat.UserID) (cha
 type ProfileUpdate struct {
 	DisplayName *string // trimmed; "" clears it, else 1 to MaxDisplayName characters without control characters
 	StatusText  *string // trimmed; 0 to MaxStatusText characters without control characters
-	Avatar      *string // an attachment id, "" for none
+	Avatar      *string // the id of the caller's avatar (see UploadAvatar), "" for none
 }
 
-// UpdateProfile changes the caller's profile and returns it. Others see
-// the change the next time they read the profile (there is no live frame).
-// Errors: invalid_argument.
+// UpdateProfile changes the caller's profile and returns it. Once it is
+// stored, the users who share a conversation with the caller, and the
+// caller's devices, get a profile frame. An avatar must be the id of one
+// of the caller's stored avatars (see UploadAvatar). Errors:
+// invalid_argument, not_found (an avatar that is not the caller's).
 func (s *Service) UpdateProfile(ctx context.Context, p Principal, u ProfileUpdate) (chat.Profile, error) {
 	var change chat.ProfileChange
 	if u.DisplayName != nil {
@@ -56,12 +58,15 @@ func (s *Service) UpdateProfile(ctx context.Context, p Principal, u ProfileUpdat
 		if err := validAvatar(*u.Avatar); err != nil {
 			return chat.Profile{}, err
 		}
+		if err := s.ownAvatar(ctx, p.User, *u.Avatar); err != nil {
+			return chat.Profile{}, err
+		}
 		change.Avatar = u.Avatar
 	}
 	if change == (chat.ProfileChange{}) {
 		return chat.Profile{}, chat.Errorf(chat.CodeInvalidArgument, "give at least one of display_name, status_text and avatar")
 	}
-	return s.people.UpdateProfile(ctx, p.User, change, s.now())
+	return s.changeProfile(ctx, p.User, change)
 }
 
 func validProfileText(field, s string, maxChars int) error {
@@ -225,8 +230,9 @@ const tombstoneBatch = 500
 // DeleteAccount deletes the caller's account after checking password
 // again: every session ends (connections close with 4003), the caller
 // leaves every conversation (ownership of a group passes as when leaving),
-// every message they sent becomes a tombstone, the profile, contacts and
-// blocks are erased, the username is freed at once, and nobody can log in
+// every message they sent becomes a tombstone, their avatar is deleted
+// and their attachments are released for the sweep, the profile, contacts
+// and blocks are erased, the username is freed at once, and nobody can log in
 // to the account again. The user id stays, as the sender of the
 // tombstones; its profile reads as deleted.
 //
@@ -303,7 +309,8 @@ func (s *Service) revokeAll(ctx context.Context, user chat.UserID) error {
 }
 
 // eraseActivity removes user from every conversation and turns their
-// messages into tombstones, announcing each change.
+// messages into tombstones, announcing each change; then it erases their
+// avatar and releases their attachments (see eraseFiles).
 func (s *Service) eraseActivity(ctx context.Context, user chat.UserID) error {
 	convs, err := s.store.ListConversationIDs(ctx, user)
 	if err != nil {
@@ -341,8 +348,11 @@ func (s *Service) eraseActivity(ctx context.Context, user chat.UserID) error {
 			n = len(msgs)
 			return err
 		})
-		if err != nil || n == 0 {
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return s.eraseFiles(ctx, user)
 		}
 	}
 }

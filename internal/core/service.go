@@ -7,6 +7,7 @@ import (
 
 	"github.com/natter-chat/natter/internal/auth"
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/jobs"
 )
 
 // Options configures a Service. Zero values are documented per field.
@@ -33,6 +34,14 @@ type Options struct {
 	// Attachments configures uploads (used when Deps.Attachments is set).
 	Attachments AttachmentOptions
 	Push        PushOptions // push notification endpoints (used when Deps.Push is set)
+	// NoBackground (the api role of a cluster node) makes Run skip the
+	// search indexer and the attachment sweep; jobs are still enqueued,
+	// for worker nodes to do.
+	NoBackground bool
+	// ExportMaxBytes bounds the files (attachments and avatar) one data
+	// export carries; a bigger export fails with too_large before it
+	// starts. Zero means 1 GiB.
+	ExportMaxBytes int64
 }
 
 func (o *Options) fill() {
@@ -72,6 +81,9 @@ func (o *Options) fill() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.ExportMaxBytes <= 0 {
+		o.ExportMaxBytes = 1 << 30
+	}
 	o.Search.fill()
 }
 
@@ -98,6 +110,13 @@ type Service struct {
 	exports   chan struct{} // one token per running data export
 	// pushes is nil when push endpoints answer push_not_configured.
 	pushes chat.PushStore
+	// avatars and userFiles are nil when avatars, and the files of the
+	// data export and of account deletion, are off (see avatars.go).
+	avatars   chat.AvatarStore
+	userFiles chat.UserAttachments
+	jobs      jobs.Runner // background work (see jobs.go)
+	// ownJobs says that jobs is the Service's own in-process runner, which Run runs.
+	ownJobs bool
 }
 
 // Deps are the parts a Service is built from.
@@ -125,6 +144,20 @@ type Deps struct {
 	// and the sweep.
 	Attachments chat.AttachmentStore
 	Blobs       chat.BlobStore
+	// Cold is where old content moves (Options.Attachments.ColdAfter)
+	// and Tiers records where each attachment's content is; both set
+	// turns the cold tier on. Nil means all content stays in Blobs.
+	Cold  chat.BlobStore
+	Tiers chat.AttachmentTiers
+	// Jobs takes background work (thumbnails); New registers the handlers
+	// and the caller runs it (on worker nodes). Nil means an in-process
+	// runner that Run runs.
+	Jobs jobs.Runner
+	// Avatars keeps avatars (their bytes go in Blobs) and UserFiles finds
+	// a user's uploads for the data export and account deletion; both
+	// need attachments on. Nil turns avatars, or those files, off.
+	Avatars   chat.AvatarStore
+	UserFiles chat.UserAttachments
 }
 
 // New returns a Service. Call Run before sending messages.
@@ -142,6 +175,9 @@ func New(d Deps, opts Options) *Service {
 	s.search = d.Search
 	s.attach = newAttachments(d.Attachments, d.Blobs, opts.Attachments, opts.Logger)
 	if s.attach != nil {
+		s.attach.cold = newColdTier(d.Cold, d.Tiers, opts.Attachments.ColdAfter)
+	}
+	if s.attach != nil {
 		s.appender.attachments = s.fillAttachments
 	}
 	s.people = d.People
@@ -151,9 +187,13 @@ func New(d Deps, opts Options) *Service {
 	s.directs = newDirectCache(s.people, opts.Now)
 	s.exports = make(chan struct{}, MaxConcurrentExports)
 	s.pushes = d.Push
+	if s.attach != nil {
+		s.avatars, s.userFiles = d.Avatars, d.UserFiles
+	}
 	if s.sendLimit == nil {
 		s.sendLimit = unlimited{}
 	}
+	s.setupJobs(d.Jobs)
 	return s
 }
 
@@ -169,11 +209,15 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		defer cancel()
 	}
-	if s.search != nil {
+	if s.ownJobs {
+		stop := s.runOwnJobs(ctx)
+		defer stop()
+	}
+	if s.search != nil && !s.opts.NoBackground {
 		stop := s.runIndexer(ctx)
 		defer stop()
 	}
-	if s.attach != nil {
+	if s.attach != nil && !s.opts.NoBackground {
 		stop := s.runAttachmentWork(ctx)
 		defer stop()
 	}

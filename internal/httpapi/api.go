@@ -96,6 +96,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.pushRoutes(mux)
 	a.peopleRoutes(mux)
 	a.attachmentRoutes(mux)
+	a.avatarRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

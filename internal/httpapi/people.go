@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -149,9 +150,15 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, p core.Principal) e
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	zw := zip.NewWriter(w)
-	if err := writeExport(zw, e, p, now, func(yield func(chat.Message) error) error {
+	err = writeExport(zw, e, p, now, func(yield func(chat.Message) error) error {
 		return a.svc.ExportMessages(ctx, p, yield)
-	}); err != nil {
+	})
+	if err == nil {
+		err = a.svc.ExportFiles(ctx, e, func(f core.ExportFile, body io.Reader) error {
+			return writeExportFile(zw, f, body, now)
+		})
+	}
+	if err != nil {
 		a.log.Warn("data export failed", "user", p.User, "err", err)
 		panic(http.ErrAbortHandler)
 	}
@@ -163,7 +170,8 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, p core.Principal) e
 
 // writeExport writes the archive's files: manifest.json, profile.json,
 // conversations.json, contacts.json, blocks.json and one
-// messages/<conv>.json per conversation the user sent messages in.
+// messages/<conv>.json per conversation the user sent messages in (the
+// attachments and avatar follow, from writeExportFile).
 func writeExport(zw *zip.Writer, e *core.Export, p core.Principal, now time.Time, messages func(func(chat.Message) error) error) error {
 	put := func(name string, v any) error {
 		f, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: now})
@@ -176,7 +184,9 @@ func writeExport(zw *zip.Writer, e *core.Export, p core.Principal, now time.Time
 	}
 	manifest := protocol.ExportManifest{Format: "natter-export-1", User: p.User.String(), GeneratedAt: now,
 		Contents: "profile.json: your profile; conversations.json: the conversations you are a member of; " +
-			"contacts.json and blocks.json; messages/<conversation id>.json: the messages you sent and did not delete, in seq order"}
+			"contacts.json and blocks.json; messages/<conversation id>.json: the messages you sent and did not delete, in seq order; " +
+			"attachments/<id>-<name>: the files you uploaded (files lists them); avatar.jpg or avatar.png: your avatar",
+		Files: exportFiles(e)}
 	convs := make([]protocol.ExportConversation, 0, len(e.Conversations))
 	for _, c := range e.Conversations {
 		ec := protocol.ExportConversation{ID: c.ID.String(), Kind: string(c.Kind), Title: c.Title, CreatedAt: c.CreatedAt.UTC(), ReadSeq: c.ReadSeq}

@@ -240,6 +240,8 @@ func (h *Hub) Handle(e chat.Event) {
 		if len(e.Users) == 1 {
 			h.revoke(e.Users[0], e.Session)
 		}
+	case chat.EventProfile:
+		h.handleProfile(e)
 	}
 }
 

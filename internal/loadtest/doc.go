@@ -20,4 +20,7 @@
 //     every (message, member) pair and counts missing deliveries.
 //   - idle: Conns authenticated connections that do nothing; measures the
 //     server's resident memory per connection from its /metrics.
+//   - upload: Senders users, each in a group of its own, upload Uploads
+//     files of FileSize bytes (PDF header, random bytes) one after
+//     another; measures uploads/s, MB/s and upload latency.
 package loadtest

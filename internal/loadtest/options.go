@@ -14,13 +14,14 @@ const (
 	ScenarioSends  = "sends"
 	ScenarioFanout = "fanout"
 	ScenarioIdle   = "idle"
+	ScenarioUpload = "upload"
 )
 
 // Options configure a load run. Fields that do not apply to the chosen
 // scenario are ignored.
 type Options struct {
-	// Scenario is ScenarioSends, ScenarioFanout or ScenarioIdle. Empty
-	// means ScenarioSends.
+	// Scenario is ScenarioSends, ScenarioFanout, ScenarioIdle or
+	// ScenarioUpload. Empty means ScenarioSends.
 	Scenario string
 	// Addr is the server's base URL. Empty means "http://127.0.0.1:8080".
 	Addr string
@@ -41,7 +42,8 @@ type Options struct {
 	// still in flight. Zero means 10s.
 	Drain time.Duration
 
-	// Senders is the number of sending users (sends). Zero means 10.
+	// Senders is the number of sending (sends) or uploading (upload)
+	// users. Zero means 10.
 	Senders int
 	// Messages is the number of messages per sender (sends; zero means
 	// 1000) or in total (fanout; zero means 200).
@@ -60,6 +62,12 @@ type Options struct {
 	// Users is the number of users whose tokens the idle connections use,
 	// round robin. Zero means 1.
 	Users int
+	// Uploads is the number of files each sender uploads (upload). Zero
+	// means 50.
+	Uploads int
+	// FileSize is the size of each uploaded file in bytes (upload). Zero
+	// means 1 MiB.
+	FileSize int
 
 	// LocalAddrs are source IP addresses for the WebSocket connections,
 	// used round robin (e.g. 127.0.0.2, 127.0.0.3 to get past one
@@ -109,6 +117,8 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.Conns, 10000)
 	def(&o.Users, 1)
+	def(&o.Uploads, 50)
+	def(&o.FileSize, 1<<20)
 	def(&o.TextSize, 64)
 	def(&o.SetupParallel, 4)
 	def(&o.ConnectParallel, 64)
@@ -120,9 +130,9 @@ func (o Options) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch o.Scenario {
-	case ScenarioSends, ScenarioFanout, ScenarioIdle:
+	case ScenarioSends, ScenarioFanout, ScenarioIdle, ScenarioUpload:
 	default:
-		bad("unknown scenario %q (want sends, fanout or idle)", o.Scenario)
+		bad("unknown scenario %q (want sends, fanout, idle or upload)", o.Scenario)
 	}
 	if err := checkTarget(o.Addr, o.AllowRemote); err != nil {
 		errs = append(errs, err)
@@ -134,7 +144,7 @@ func (o Options) validate() error {
 	}
 	for name, v := range map[string]int{
 		"senders": o.Senders, "messages": o.Messages, "window": o.Window, "members": o.Members,
-		"conns": o.Conns, "users": o.Users, "text size": o.TextSize,
+		"conns": o.Conns, "users": o.Users, "text size": o.TextSize, "uploads": o.Uploads, "file size": o.FileSize,
 		"setup parallelism": o.SetupParallel, "connect parallelism": o.ConnectParallel,
 	} {
 		if v < 0 {

@@ -44,6 +44,14 @@ type Result struct {
 	HeapStackKiBPerConn float64 `json:"heap_stack_kib_per_conn,omitempty"`
 	GoroutinesConn      float64 `json:"goroutines_per_conn,omitempty"`
 
+	// upload
+	Uploads       int      `json:"uploads,omitempty"`       // files stored (state ready)
+	UploadsTried  int      `json:"uploads_tried,omitempty"` // uploads started
+	FileSize      int      `json:"file_size,omitempty"`     // bytes per file
+	UploadsPerSec float64  `json:"uploads_per_s,omitempty"` // Uploads / ElapsedSec
+	MBPerSec      float64  `json:"mb_per_s,omitempty"`      // file bytes stored per second, in 10^6 bytes
+	Upload        *Latency `json:"upload_ms,omitempty"`     // POST …/attachments to the PUT's answer
+
 	Errors   map[string]int `json:"errors,omitempty"`    // failed requests by errorKind
 	ConnLost map[string]int `json:"conn_lost,omitempty"` // connections that ended during the run, by close code
 }
@@ -72,6 +80,8 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		res, err = r.fanout(ctx)
 	case ScenarioIdle:
 		res, err = r.idle(ctx)
+	case ScenarioUpload:
+		res, err = r.upload(ctx)
 	}
 	if res != nil { // the measured phase ran: report it, even if it failed
 		res.Scenario, res.Addr, res.RunID = opts.Scenario, opts.Addr, r.id
@@ -296,6 +306,13 @@ func (r *run) report(res Result) {
 			line("goroutines per conn", "%.2f", res.GoroutinesConn)
 		} else {
 			line("memory per conn", "unknown (no metrics)")
+		}
+	case ScenarioUpload:
+		line("uploads", "%d of %d ready (%d bytes each)", res.Uploads, res.UploadsTried, res.FileSize)
+		line("uploads/s", "%.1f", res.UploadsPerSec)
+		line("MB/s", "%.1f", res.MBPerSec)
+		if res.Upload != nil {
+			line("upload latency", "%s", res.Upload)
 		}
 	}
 	line("errors", "%s", formatTally(res.Errors))

@@ -29,7 +29,7 @@ const SniffLen = 512
 // head (up to SniffLen of them), or "" when the file is not of an allowed
 // type. It trusts only the bytes: net/http.DetectContentType (the WHATWG
 // sniffing algorithm) plus the magic numbers it lacks (MP3 without an ID3
-// tag, M4A, the codec inside an Ogg file).
+// tag, M4A, the codec inside an Ogg file). RIFF WAVE audio is WAV.
 func Detect(head []byte) string {
 	if len(head) > SniffLen {
 		head = head[:SniffLen]
@@ -45,6 +45,8 @@ func Detect(head []byte) string {
 			return M4A
 		}
 		return MP4
+	case "audio/wave":
+		return WAV
 	case "application/ogg":
 		if bytes.Contains(head, []byte("OpusHead")) || bytes.Contains(head, []byte("\x01vorbis")) {
 			return Ogg

@@ -103,9 +103,11 @@ func fullEvent(t *testing.T) chat.Event {
 			Attachments: []chat.Attachment{{ID: "a1b2", Conv: 7, Uploader: 1, State: chat.AttachmentReady, Name: "cat.jpg",
 				Declared: "image/jpeg", ContentType: "image/jpeg", Size: 1234, Received: 1234,
 				Parts: []chat.Part{{Start: 0, End: 1234, Key: "p1"}}, SHA256: "abcd", Width: 640, Height: 480,
-				ContentKey: "c1", ThumbnailKey: "t1", Message: 11, Index: 1, CreatedAt: at}}},
+				ContentKey: "c1", ThumbnailKey: "t1", Message: 11, Index: 1, CreatedAt: at, DurationMS: 1500}}},
 		Conversation: &chat.Conversation{ID: 7, Kind: chat.KindGroup, Title: "t", CreatedBy: 1, CreatedAt: at, LastSeq: 5, Pos: 97},
 		Member:       &chat.Member{Conv: 7, User: 2, Role: chat.RoleAdmin, JoinedAt: at, ReadSeq: 4, DeliveredSeq: 5, Pos: 96},
+		Profile: &chat.Profile{User: 2, Username: "bo", DisplayName: "Bo", StatusText: "here", Avatar: "a1b2",
+			CreatedAt: at, UpdatedAt: at.Add(time.Second), DeletedAt: at.Add(2 * time.Second)},
 	}
 	var check func(path string, v reflect.Value)
 	check = func(path string, v reflect.Value) {

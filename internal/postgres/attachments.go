@@ -16,7 +16,7 @@ var _ chat.AttachmentStore = (*Store)(nil)
 
 // attachmentColumns are the columns scanAttachment reads.
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
-	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at`
+	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
 
 // partJSON is the stored form of a chat.Part.
 type partJSON struct {
@@ -39,7 +39,7 @@ func scanAttachment(row pgx.Row) (chat.Attachment, error) {
 	var parts string
 	var msg *int64
 	if err := row.Scan(&a.ID, &a.Conv, &a.Uploader, &a.State, &a.Name, &a.Declared, &a.ContentType, &a.Size, &a.Received, &parts,
-		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &a.CreatedAt); err != nil {
+		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &a.CreatedAt, &a.DurationMS); err != nil {
 		return chat.Attachment{}, err
 	}
 	var ps []partJSON
@@ -128,8 +128,8 @@ func (s *Store) FinishAttachment(ctx context.Context, done chat.Attachment) (cha
 			return newError(op, chat.CodeInvalidArgument, "an upload finishes ready or rejected")
 		}
 		a, err = scanAttachment(tx.QueryRow(ctx, `UPDATE attachments SET state = $1, content_type = $2, size = $3, received = $3, parts = '[]',
-			sha256 = $4, width = $5, height = $6, content_key = $7 WHERE id = $8 RETURNING `+attachmentColumns,
-			string(done.State), done.ContentType, done.Size, done.SHA256, done.Width, done.Height, done.ContentKey, string(done.ID)))
+			sha256 = $4, width = $5, height = $6, content_key = $7, duration_ms = $9 WHERE id = $8 RETURNING `+attachmentColumns,
+			string(done.State), done.ContentType, done.Size, done.SHA256, done.Width, done.Height, done.ContentKey, string(done.ID), done.DurationMS))
 		return err
 	})
 	return a, err

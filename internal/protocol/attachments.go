@@ -19,6 +19,7 @@ type Attachment struct {
 	Size        int64  `json:"size"`
 	Width       int    `json:"width,omitempty"`
 	Height      int    `json:"height,omitempty"`
+	DurationMS  int64  `json:"duration_ms,omitempty"` // audio and video: playing time in milliseconds
 	SHA256      string `json:"sha256"`
 	Thumbnail   bool   `json:"thumbnail"`
 }
@@ -61,7 +62,7 @@ type AttachmentURLResponse struct {
 // FromAttachment converts an attachment as messages carry it.
 func FromAttachment(a chat.Attachment) Attachment {
 	return Attachment{ID: string(a.ID), Name: a.Name, ContentType: a.ContentType, Size: a.Size, Width: a.Width, Height: a.Height,
-		SHA256: a.SHA256, Thumbnail: a.ThumbnailKey != ""}
+		DurationMS: a.DurationMS, SHA256: a.SHA256, Thumbnail: a.ThumbnailKey != ""}
 }
 
 // FromUpload converts an attachment with its upload state.

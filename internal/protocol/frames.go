@@ -90,6 +90,9 @@ type ServerFrame struct {
 	State        string          `json:"state,omitempty"`
 	ExpiresMS    int64           `json:"expires_ms,omitempty"`
 	Status       string          `json:"status,omitempty"`
+	DisplayName  *string         `json:"display_name,omitempty"` // profile frames
+	StatusText   string          `json:"status_text,omitempty"`  // profile frames
+	Avatar       *string         `json:"avatar,omitempty"`       // profile frames
 	LastSeen     *time.Time      `json:"last_seen,omitempty"`
 	ReadSeq      int64           `json:"read_seq,omitempty"`
 	Code         string          `json:"code,omitempty"`

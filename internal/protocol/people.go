@@ -15,7 +15,7 @@ type Profile struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	DisplayName *string    `json:"display_name"` // null when not set
 	StatusText  string     `json:"status_text"`
-	Avatar      *string    `json:"avatar"` // an attachment id; null for none
+	Avatar      *string    `json:"avatar"` // the id of the avatar (GET /v1/users/{id}/avatar); null for none
 	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
 	Deleted     bool       `json:"deleted,omitempty"`
 }
@@ -110,4 +110,6 @@ type ExportManifest struct {
 	User        string    `json:"user"`
 	GeneratedAt time.Time `json:"generated_at"`
 	Contents    string    `json:"contents"`
+	// Files lists every attachment and avatar file in the archive.
+	Files []ExportFile `json:"files"`
 }

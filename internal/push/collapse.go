@@ -1,8 +1,6 @@
 package push
 
 import (
-	"container/heap"
-	"context"
 	"sync"
 	"time"
 
@@ -85,86 +83,4 @@ func (c *collapser) due(now time.Time) []summary {
 		}
 	}
 	return out
-}
-
-// retryQueue holds deliveries until their retry time, then hands them to
-// the workers.
-type retryQueue struct {
-	max  int
-	wake chan struct{} // a new earliest entry; capacity 1
-
-	mu    sync.Mutex
-	items retryHeap // guarded by mu
-}
-
-type retryItem struct {
-	due time.Time
-	dl  delivery
-}
-
-type retryHeap []retryItem
-
-func (h retryHeap) Len() int           { return len(h) }
-func (h retryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *retryHeap) Push(x any)        { *h = append(*h, x.(retryItem)) }
-func (h *retryHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
-
-func newRetryQueue(max int) *retryQueue {
-	return &retryQueue{max: max, wake: make(chan struct{}, 1)}
-}
-
-// add schedules dl for due; false when the queue is full.
-func (q *retryQueue) add(dl delivery, due time.Time) bool {
-	q.mu.Lock()
-	if len(q.items) >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	heap.Push(&q.items, retryItem{due: due, dl: dl})
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// run hands due deliveries to out until ctx is done. Due times are
-// compared with the wall clock: retries wait for real time to pass.
-func (q *retryQueue) run(ctx context.Context, out chan<- delivery) {
-	for {
-		q.mu.Lock()
-		var next *retryItem
-		if len(q.items) > 0 {
-			next = &q.items[0]
-		}
-		var timer <-chan time.Time
-		if next != nil {
-			if wait := time.Until(next.due); wait > 0 {
-				timer = time.After(wait)
-			} else {
-				dl := heap.Pop(&q.items).(retryItem).dl
-				q.mu.Unlock()
-				select {
-				case out <- dl:
-				case <-ctx.Done():
-					return
-				}
-				continue
-			}
-		}
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-q.wake:
-		case <-timer:
-		}
-	}
 }

@@ -2,15 +2,17 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/natter-chat/natter/internal/chat"
+	"github.com/natter-chat/natter/internal/jobs"
 )
 
 // Options configure a Dispatcher. Store, Push and Presence are required;
@@ -25,11 +27,14 @@ type Options struct {
 	Collapse    time.Duration // at most one notification per user and conversation this often; zero means 30s
 	Workers     int           // goroutines planning and delivering; zero means 4
 	QueueSize   int           // new messages waiting for a worker; zero means 4096 (more are dropped)
-	MaxAttempts int           // delivery attempts before a notification is dropped; zero means 5
+	MaxAttempts int           // delivery attempts before a notification is dead-lettered; zero means 5
 	RetryBase   time.Duration // first retry delay, doubled per attempt, with jitter; zero means 1s
 	RetryMax    time.Duration // longest retry delay; zero means 5m
-	MaxRetries  int           // deliveries waiting for a retry; zero means 10,000 (more are dropped)
 	SendTimeout time.Duration // one delivery attempt; zero means 15s
+	// Jobs carries deliveries (job kind JobDeliver): New registers the
+	// handler, the caller runs it (any worker node may deliver). Nil means
+	// an in-process runner that Run runs.
+	Jobs jobs.Runner
 	// FlushEvery is how often windows that folded messages are looked at
 	// for their trailing summary; zero means a tenth of Collapse, between
 	// 50ms and 1s.
@@ -37,8 +42,9 @@ type Options struct {
 	Now        func() time.Time // nil means time.Now
 	Logger     *slog.Logger     // nil means discard
 	// Observe, if set, counts outcomes (for metrics): per kind "sent",
-	// "gone", "retry", "failed", "unconfigured"; and with kind "" the
-	// messages "dropped" because the queue was full.
+	// "gone", "retry", "failed", "unconfigured", "dropped" (the delivery
+	// could not be queued); and with kind "" the messages "dropped"
+	// because the queue was full.
 	Observe func(kind chat.PushKind, result string)
 }
 
@@ -52,16 +58,19 @@ type Dispatcher struct {
 	opts    Options
 	log     *slog.Logger
 	events  chan chat.Message
-	retries chan delivery
 	windows *collapser
-	waiting *retryQueue
+	jobs    jobs.Runner
+	ownJobs bool // jobs is the Dispatcher's own, which Run runs
 }
 
-// delivery is one notification to one subscription.
+// JobDeliver is the job kind of one notification to one subscription;
+// its payload is a JSON delivery.
+const JobDeliver = "push"
+
+// delivery is one notification to one subscription, as queued.
 type delivery struct {
-	sub     chat.PushSubscription
-	payload Payload
-	attempt int // 1 for the first
+	Sub     chat.PushSubscription `json:"sub"`
+	Payload Payload               `json:"payload"`
 }
 
 // New returns a Dispatcher.
@@ -84,9 +93,6 @@ func New(opts Options) *Dispatcher {
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 5 * time.Minute
 	}
-	if opts.MaxRetries <= 0 {
-		opts.MaxRetries = 10_000
-	}
 	if opts.SendTimeout <= 0 {
 		opts.SendTimeout = 15 * time.Second
 	}
@@ -102,13 +108,19 @@ func New(opts Options) *Dispatcher {
 	if opts.Observe == nil {
 		opts.Observe = func(chat.PushKind, string) {}
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		opts: opts, log: opts.Logger,
 		events:  make(chan chat.Message, opts.QueueSize),
-		retries: make(chan delivery),
 		windows: newCollapser(opts.Collapse),
-		waiting: newRetryQueue(opts.MaxRetries),
+		jobs:    opts.Jobs, ownJobs: opts.Jobs == nil,
 	}
+	if d.ownJobs {
+		d.jobs = jobs.NewMemory(jobs.MemoryOptions{QueueSize: opts.QueueSize, Logger: opts.Logger})
+	}
+	d.jobs.Handle(JobDeliver, d.deliverJob, jobs.Options{
+		MaxAttempts: opts.MaxAttempts, BaseBackoff: opts.RetryBase, MaxBackoff: opts.RetryMax, Concurrency: opts.Workers,
+	})
+	return d
 }
 
 // Notify queues e for notification if it is a new message. It never
@@ -126,15 +138,18 @@ func (d *Dispatcher) Notify(e chat.Event) {
 	}
 }
 
-// Run plans and delivers notifications until ctx is done, then returns
-// once its goroutines have stopped. What is still queued or waiting for a
-// retry is lost.
+// Run plans notifications (and, with its own runner, delivers them)
+// until ctx is done, then returns once its goroutines have stopped.
+// Messages still queued for planning are lost, and so are deliveries in
+// an in-process runner.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range d.opts.Workers {
 		wg.Go(func() { d.work(ctx) })
 	}
-	wg.Go(func() { d.waiting.run(ctx, d.retries) })
+	if d.ownJobs {
+		wg.Go(func() { _ = d.jobs.Run(ctx) })
+	}
 	wg.Go(func() {
 		tick := time.NewTicker(d.opts.FlushEvery)
 		defer tick.Stop()
@@ -159,8 +174,6 @@ func (d *Dispatcher) work(ctx context.Context) {
 			if err := d.plan(ctx, m); err != nil && ctx.Err() == nil {
 				d.log.Warn("push: cannot plan notifications", "conv", m.Conv, "err", err)
 			}
-		case dl := <-d.retries:
-			d.deliver(ctx, dl)
 		}
 	}
 }
@@ -247,62 +260,73 @@ func (d *Dispatcher) flush(ctx context.Context) {
 	}
 }
 
+// send queues one delivery per subscription of r. A delivery that
+// cannot be queued is counted as "dropped".
 func (d *Dispatcher) send(ctx context.Context, r chat.PushRecipient, p Payload) {
 	for _, sub := range r.Subscriptions {
-		d.deliver(ctx, delivery{sub: sub, payload: p, attempt: 1})
+		body, err := json.Marshal(delivery{Sub: sub, Payload: p})
+		if err == nil {
+			qctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+			err = d.jobs.Enqueue(qctx, JobDeliver, body)
+			cancel()
+		}
+		if err != nil {
+			d.opts.Observe(sub.Kind, "dropped")
+			if ctx.Err() == nil {
+				d.log.Warn("push: cannot queue a notification", "user", sub.User, "kind", sub.Kind, "err", err)
+			}
+		}
 	}
 }
 
-// deliver makes one attempt and handles its outcome.
-func (d *Dispatcher) deliver(ctx context.Context, dl delivery) {
-	kind := dl.sub.Kind
+// enqueueTimeout bounds how long planning waits to queue a delivery.
+const enqueueTimeout = 5 * time.Second
+
+// deliverJob is the JobDeliver handler: one attempt, whose outcome it
+// counts. It returns an error (so the job is retried or dead-lettered)
+// only for a failure worth another attempt or a permanent one.
+func (d *Dispatcher) deliverJob(ctx context.Context, payload []byte) error {
+	var dl delivery
+	if err := json.Unmarshal(payload, &dl); err != nil {
+		return jobs.Permanent(fmt.Errorf("push: a delivery job that is not JSON: %w", err))
+	}
+	attempt, of := jobs.Attempt(ctx)
+	kind := dl.Sub.Kind
 	sender, ok := d.opts.Senders[kind]
 	if !ok {
 		d.opts.Observe(kind, "unconfigured")
-		return
+		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, d.opts.SendTimeout)
-	err := sender.Send(sctx, dl.sub, dl.payload)
+	err := sender.Send(sctx, dl.Sub, dl.Payload)
 	cancel()
 	var re *RetryError
 	switch {
 	case err == nil:
 		d.opts.Observe(kind, "sent")
-		if err := d.opts.Push.MarkPushSuccess(ctx, dl.sub.ID, d.opts.Now()); err != nil && ctx.Err() == nil {
-			d.log.Warn("push: cannot record a delivery", "user", dl.sub.User, "err", err)
+		if err := d.opts.Push.MarkPushSuccess(ctx, dl.Sub.ID, d.opts.Now()); err != nil && ctx.Err() == nil {
+			d.log.Warn("push: cannot record a delivery", "user", dl.Sub.User, "err", err)
 		}
+		return nil
 	case errors.Is(err, ErrGone):
 		d.opts.Observe(kind, "gone")
-		err := d.opts.Push.DeletePushSubscription(ctx, dl.sub.User, dl.sub.ID)
+		err := d.opts.Push.DeletePushSubscription(ctx, dl.Sub.User, dl.Sub.ID)
 		if err != nil && !chat.IsCode(err, chat.CodeNotFound) && ctx.Err() == nil {
-			d.log.Warn("push: cannot delete a gone subscription", "user", dl.sub.User, "err", err)
+			d.log.Warn("push: cannot delete a gone subscription", "user", dl.Sub.User, "err", err)
 		} else {
-			d.log.Info("push: subscription gone; deleted", "user", dl.sub.User, "kind", kind)
+			d.log.Info("push: subscription gone; deleted", "user", dl.Sub.User, "kind", kind)
 		}
-	case errors.As(err, &re) && dl.attempt < d.opts.MaxAttempts && ctx.Err() == nil:
-		wait := max(d.backoff(dl.attempt), re.After)
-		dl.attempt++
-		if d.waiting.add(dl, time.Now().Add(wait)) { // retries wait real time, whatever Now says
-			d.opts.Observe(kind, "retry")
-			return
-		}
-		fallthrough
+		return nil
+	case ctx.Err() != nil:
+		return err // stopping; the runner decides
+	case errors.As(err, &re) && attempt < of:
+		d.opts.Observe(kind, "retry")
+		return jobs.RetryAfter(re.After, err)
 	default:
 		d.opts.Observe(kind, "failed")
-		if ctx.Err() == nil {
-			d.log.Warn("push: notification dropped", "user", dl.sub.User, "kind", kind, "attempts", dl.attempt, "err", err)
-		}
+		d.log.Warn("push: notification dropped", "user", dl.Sub.User, "kind", kind, "attempts", attempt, "err", err)
+		return jobs.Permanent(err)
 	}
-}
-
-// backoff is the delay before attempt+1: RetryBase doubled per attempt,
-// capped at RetryMax, with jitter over its upper half.
-func (d *Dispatcher) backoff(attempt int) time.Duration {
-	wait := d.opts.RetryMax
-	if attempt < 30 {
-		wait = min(d.opts.RetryBase<<(attempt-1), d.opts.RetryMax)
-	}
-	return wait/2 + rand.N(wait/2+1)
 }
 
 // message is what a notification about one message says, before the

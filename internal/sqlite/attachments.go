@@ -15,7 +15,7 @@ var _ chat.AttachmentStore = (*Store)(nil)
 
 // attachmentColumns are the columns scanAttachment reads.
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
-	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at`
+	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
 
 // partJSON is the stored form of a chat.Part.
 type partJSON struct {
@@ -51,7 +51,7 @@ func scanAttachment(row scanner) (chat.Attachment, error) {
 	var msg sql.NullInt64
 	var created int64
 	if err := row.Scan(&a.ID, &a.Conv, &a.Uploader, &a.State, &a.Name, &a.Declared, &a.ContentType, &a.Size, &a.Received, &parts,
-		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &created); err != nil {
+		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &created, &a.DurationMS); err != nil {
 		return chat.Attachment{}, err
 	}
 	ps, err := parseParts(parts)
@@ -147,8 +147,8 @@ func (s *Store) FinishAttachment(ctx context.Context, done chat.Attachment) (cha
 			return newError(op, chat.CodeInvalidArgument, "an upload finishes ready or rejected")
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE attachments SET state = ?, content_type = ?, size = ?, received = ?, parts = '[]',
-			sha256 = ?, width = ?, height = ?, content_key = ? WHERE id = ?`,
-			string(done.State), done.ContentType, done.Size, done.Size, done.SHA256, done.Width, done.Height, done.ContentKey, string(done.ID))
+			sha256 = ?, width = ?, height = ?, content_key = ?, duration_ms = ? WHERE id = ?`,
+			string(done.State), done.ContentType, done.Size, done.Size, done.SHA256, done.Width, done.Height, done.ContentKey, done.DurationMS, string(done.ID))
 		if err != nil {
 			return err
 		}

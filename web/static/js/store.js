@@ -18,7 +18,7 @@ const TYPING_EVERY_MS = 3_000;
 const TYPING_IDLE_MS = 5_000;
 const PAGE = 50;
 const PERMANENT = new Set(['invalid_argument', 'too_large', 'not_found', 'forbidden', 'invalid_json', 'blocked', 'conflict']);
-const PROFILE_TTL_MS = 5 * 60_000; // profile changes are not pushed: refetch after this
+const PROFILE_TTL_MS = 5 * 60_000; // refetch after this (changes also arrive as profile frames)
 
 /** A fresh client_id; crypto.randomUUID needs a secure context, getRandomValues does not. */
 export function newClientID() {
@@ -177,6 +177,15 @@ export class Store extends EventTarget {
         this.presence.set(f.user, { status: f.status, last_seen: f.last_seen });
         this.#emit('presence');
         break;
+      case 'profile': {
+        // A live profile change of someone we share a conversation with.
+        const old = this.profiles.get(f.user)?.user ?? { id: f.user };
+        const user = { ...old, display_name: f.display_name ?? null, status_text: f.status_text ?? '', avatar: f.avatar ?? null };
+        this.profiles.set(f.user, { user, at: Date.now() });
+        this.#emit('list');
+        if (this.openConv) this.#emit('conv', this.openConv);
+        break;
+      }
       case 'conversation':
         this.#loadConv(f.conversation.id);
         break;

@@ -1,0 +1,39 @@
+package core
+
+import (
+	"context"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+// changeProfile stores change and, once stored, publishes the new profile
+// (EventProfile) so that the users who share a conversation with user
+// see it live.
+func (s *Service) changeProfile(ctx context.Context, user chat.UserID, change chat.ProfileChange) (chat.Profile, error) {
+	prof, err := s.people.UpdateProfile(ctx, user, change, s.now())
+	if err != nil {
+		return chat.Profile{}, err
+	}
+	s.publish(ctx, chat.Event{Kind: chat.EventProfile, Users: []chat.UserID{user}, Profile: &prof})
+	return prof, nil
+}
+
+// ownAvatar checks that id ("" clears the avatar) is the id of the
+// avatar user uploaded last (see UploadAvatar): attachments made for
+// conversations are not accepted, since the sweep removes those that no
+// message carries. Anything else is not_found, whether or not such an
+// avatar exists, so that nobody learns of others' files.
+func (s *Service) ownAvatar(ctx context.Context, user chat.UserID, id string) error {
+	if id == "" {
+		return nil
+	}
+	errNone := chat.Errorf(chat.CodeNotFound, "avatar must be the id of the avatar you uploaded (POST /v1/users/me/avatar)")
+	if s.avatars == nil {
+		return errNone
+	}
+	a, err := s.avatars.GetAvatar(ctx, user)
+	if chat.IsCode(err, chat.CodeNotFound) || err == nil && a.ID != id {
+		return errNone
+	}
+	return err
+}

@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/natter-chat/natter/internal/chat"
+)
+
+var (
+	_ chat.AvatarStore     = (*Store)(nil)
+	_ chat.UserAttachments = (*Store)(nil)
+)
+
+const avatarColumns = `id, user_id, content_type, size, sha256, side, content_key,
+	thumbnail_key, thumbnail_size, thumbnail_sha256, created_at`
+
+func scanAvatar(row pgx.Row) (chat.Avatar, error) {
+	var a chat.Avatar
+	err := row.Scan(&a.ID, &a.User, &a.ContentType, &a.Size, &a.SHA256, &a.Side, &a.ContentKey,
+		&a.ThumbnailKey, &a.ThumbnailSize, &a.ThumbnailSHA256, &a.CreatedAt)
+	a.CreatedAt = a.CreatedAt.UTC()
+	return a, err
+}
+
+func noAvatar(op string) error { return newError(op, chat.CodeNotFound, "this user has no avatar") }
+
+// PutAvatar implements chat.AvatarStore.
+func (s *Store) PutAvatar(ctx context.Context, a chat.Avatar) (chat.Avatar, bool, error) {
+	const op = "postgres.PutAvatar"
+	var old chat.Avatar
+	var replaced bool
+	err := s.write(ctx, op, "the avatar", func(tx pgx.Tx) error {
+		old, replaced = chat.Avatar{}, false
+		prev, err := scanAvatar(tx.QueryRow(ctx, `SELECT `+avatarColumns+` FROM avatars WHERE user_id = $1 FOR UPDATE`, int64(a.User)))
+		switch {
+		case err == nil:
+			old, replaced = prev, true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO avatars (`+avatarColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (user_id) DO UPDATE SET id = excluded.id, content_type = excluded.content_type, size = excluded.size,
+				sha256 = excluded.sha256, side = excluded.side, content_key = excluded.content_key,
+				thumbnail_key = excluded.thumbnail_key, thumbnail_size = excluded.thumbnail_size,
+				thumbnail_sha256 = excluded.thumbnail_sha256, created_at = excluded.created_at`,
+			a.ID, int64(a.User), a.ContentType, a.Size, a.SHA256, a.Side, a.ContentKey,
+			a.ThumbnailKey, a.ThumbnailSize, a.ThumbnailSHA256, ms(a.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return chat.Avatar{}, false, err
+	}
+	return old, replaced, nil
+}
+
+// GetAvatar implements chat.AvatarStore.
+func (s *Store) GetAvatar(ctx context.Context, user chat.UserID) (chat.Avatar, error) {
+	const op = "postgres.GetAvatar"
+	a, err := scanAvatar(s.pool.QueryRow(ctx, `SELECT `+avatarColumns+` FROM avatars WHERE user_id = $1`, int64(user)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Avatar{}, noAvatar(op)
+	}
+	if err != nil {
+		return chat.Avatar{}, classify(op, "the avatar", err)
+	}
+	return a, nil
+}
+
+// DeleteAvatar implements chat.AvatarStore.
+func (s *Store) DeleteAvatar(ctx context.Context, user chat.UserID) (chat.Avatar, error) {
+	const op = "postgres.DeleteAvatar"
+	a, err := scanAvatar(s.pool.QueryRow(ctx, `DELETE FROM avatars WHERE user_id = $1 RETURNING `+avatarColumns, int64(user)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.Avatar{}, noAvatar(op)
+	}
+	if err != nil {
+		return chat.Avatar{}, classify(op, "the avatar", err)
+	}
+	return a, nil
+}
+
+// ListUserAttachments implements chat.UserAttachments.
+func (s *Store) ListUserAttachments(ctx context.Context, user chat.UserID, after chat.AttachmentID, limit int) ([]chat.Attachment, error) {
+	const op = "postgres.ListUserAttachments"
+	return s.queryAttachments(ctx, op, `SELECT `+attachmentColumns+` FROM attachments a
+		WHERE a.uploader_id = $1 AND a.id > $2 AND a.state = 'ready'
+		  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.msg_id AND m.deleted_at IS NOT NULL)
+		ORDER BY a.id LIMIT $3`, int64(user), string(after), min(max(limit, 1), chat.MaxPageSize))
+}
+
+// ReleaseUserAttachments implements chat.UserAttachments.
+func (s *Store) ReleaseUserAttachments(ctx context.Context, user chat.UserID) (int, error) {
+	const op = "postgres.ReleaseUserAttachments"
+	tag, err := s.pool.Exec(ctx, `UPDATE attachments a SET state = 'deleted'
+		WHERE a.uploader_id = $1 AND a.state IN ('uploading', 'ready')
+		  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.msg_id AND m.deleted_at IS NULL)`, int64(user))
+	if err != nil {
+		return 0, classify(op, "the attachment", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
