@@ -99,17 +99,26 @@ func writeSearchDocs(ctx context.Context, tx *sql.Tx, docs []chat.SearchDoc) err
 	return nil
 }
 
-// searchSQL ranks the matches of ?2 with bm25 (lower is better, so the
-// rank returned is its negation) among the messages of the conversations
-// user ?1 is a member of, optionally only conversation ?3 and documents
-// at or below position ?4, skipping ?6 and returning ?5.
+// searchSQL ranks with bm25 (lower is better, so the rank returned is its
+// negation) the newest ?7 matches of ?2 among the messages of the
+// conversations user ?1 is a member of, optionally only conversation ?3
+// and documents at or below position ?4, skipping ?6 and returning ?5.
+// FTS5 walks the matches newest first (rowids are time-ordered message
+// ids) and stops at ?7, so a word found in a large share of all messages
+// costs ?7 rankings, not one per match.
 const searchSQL = `SELECT ` + messageColumns + `, -h.score FROM (
-		SELECT rowid AS id, pos, bm25(message_search) AS score FROM message_search WHERE message_search MATCH ?2
+		SELECT rowid AS id, bm25(message_search) AS score FROM message_search
+		WHERE message_search MATCH ?2
+			AND conv_id IN (SELECT conv_id FROM members WHERE user_id = ?1)
+			AND (?3 = 0 OR conv_id = ?3) AND (?4 = 0 OR pos <= ?4)
+		ORDER BY rowid DESC LIMIT ?7
 	) AS h
 	JOIN messages m ON m.id = h.id
-	JOIN members me ON me.conv_id = m.conv_id AND me.user_id = ?1
-	WHERE m.deleted_at IS NULL AND (?3 = 0 OR m.conv_id = ?3) AND (?4 = 0 OR h.pos <= ?4)
+	WHERE m.deleted_at IS NULL
 	ORDER BY h.score, m.id DESC LIMIT ?5 OFFSET ?6`
+
+// searchCandidates is how many of the newest matches a search ranks.
+const searchCandidates = 5000
 
 // SearchMessages implements chat.SearchIndex. Every term becomes an FTS5
 // phrase, so no character of a term is read as query syntax.
@@ -129,7 +138,7 @@ func (s *Store) SearchMessages(ctx context.Context, q chat.SearchQuery) ([]chat.
 	}
 	defer tx.Rollback()
 	hits, err := queryAll(ctx, tx, searchSQL,
-		[]any{int64(q.User), strings.Join(phrases, " "), int64(q.Conv), q.AsOf, limit, max(q.Offset, 0)},
+		[]any{int64(q.User), strings.Join(phrases, " "), int64(q.Conv), q.AsOf, limit, max(q.Offset, 0), searchCandidates},
 		func(row scanner) (chat.SearchHit, error) {
 			var h chat.SearchHit
 			m, err := scanMessage(scanWithRank{row, &h.Rank})
