@@ -37,7 +37,8 @@ type PushSubscription struct {
 	P256dh   []byte // webpush: the browser's P-256 public key, uncompressed (65 bytes)
 	Auth     []byte // webpush: the browser's authentication secret (16 bytes)
 	// CreatedAt is when it was last created or re-created; LastSuccess
-	// when a notification last reached the push service (zero if never).
+	// when a notification last reached the push service (zero if never;
+	// recorded again only when ten minutes old, so it may lag that much).
 	CreatedAt   time.Time
 	LastSuccess time.Time
 }
