@@ -102,6 +102,11 @@ type Config struct {
 	// "worker" for background work only. api and worker need cluster mode.
 	Role        string
 	JobsAckWait time.Duration // cluster mode: a job whose node stops answering is redelivered after this; zero means 30s
+	// JobGate is for tests only; nil in production. It runs before every
+	// job this node handles, with the job's context and payload; an error
+	// fails the attempt without running the job. A gate that blocks until
+	// ctx ends holds the job, as a node that dies mid-job would.
+	JobGate func(ctx context.Context, kind string, payload []byte) error
 }
 
 // App is a running node's parts.
@@ -211,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.jobs, err = a.setupJobs(ctx, reg); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	a.jobs = gateJobs(a.jobs, cfg.JobGate)
 	pushStore, pushOpts, err := a.setupPush(ctx, &bus, reg)
 	if err != nil {
 		return nil, fmt.Errorf("push notifications: %w", err)
