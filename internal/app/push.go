@@ -103,11 +103,27 @@ func (a *App) setupPush(ctx context.Context, bus *chat.Bus, reg prometheus.Regis
 		Observe: func(kind chat.PushKind, result string) { outcomes.WithLabelValues(string(kind), result).Inc() },
 	})
 	*bus = notifyingBus{Bus: *bus, notify: a.notifier.Notify}
+	notifier := a.notifier
 	opts := core.PushOptions{VAPIDPublicKey: vapid.PublicKey(), AllowHTTP: cfg.AllowHTTP}
 	for kind := range senders {
 		opts.Kinds = append(opts.Kinds, kind)
 	}
-	return store, opts, nil
+	return subscribeNoting{PushStore: store, note: notifier.NoteSubscribed}, opts, nil
+}
+
+// subscribeNoting tells the dispatcher at once about subscriptions made
+// through this node (it otherwise rechecks the store every few seconds).
+type subscribeNoting struct {
+	chat.PushStore
+	note func()
+}
+
+func (s subscribeNoting) CreatePushSubscription(ctx context.Context, sub chat.PushSubscription) (chat.PushSubscription, error) {
+	out, err := s.PushStore.CreatePushSubscription(ctx, sub)
+	if err == nil {
+		s.note()
+	}
+	return out, err
 }
 
 func newAPNs(cfg PushConfig) (push.Sender, error) {

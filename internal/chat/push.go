@@ -85,6 +85,9 @@ type PushStore interface {
 	CreatePushSubscription(ctx context.Context, sub PushSubscription) (PushSubscription, error)
 	// ListPushSubscriptions returns user's subscriptions, oldest first.
 	ListPushSubscriptions(ctx context.Context, user UserID) ([]PushSubscription, error)
+	// HasPushSubscriptions reports whether any user has a subscription
+	// (a cheap check that lets a server without push users skip planning).
+	HasPushSubscriptions(ctx context.Context) (bool, error)
 	// DeletePushSubscription deletes user's subscription id. CodeNotFound
 	// when user has no such subscription.
 	DeletePushSubscription(ctx context.Context, user UserID, id PushSubscriptionID) error

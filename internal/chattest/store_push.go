@@ -47,6 +47,26 @@ func TestPushStore(t *testing.T, open func(t testing.TB) PushBackend) {
 			mustNot(t, "ListPushSubscriptions(ann)", err)
 			wantEqual(t, "ann's subscriptions", []chat.PushSubscription(nil), annList)
 		}},
+		{"HasPushSubscriptions/true only while a subscription exists", func(t *testing.T, s PushBackend, ids *IDs) {
+			has := func() bool {
+				any, err := s.HasPushSubscriptions(t.Context())
+				mustNot(t, "HasPushSubscriptions", err)
+				return any
+			}
+			if has() {
+				t.Fatal("a fresh store reports subscriptions")
+			}
+			u, sess := pushUser(t, s, ids, "ann")
+			sub, err := s.CreatePushSubscription(t.Context(), webpushSub(ids, u.ID, sess, "https://push.example/h"))
+			mustNot(t, "CreatePushSubscription", err)
+			if !has() {
+				t.Fatal("a store with a subscription reports none")
+			}
+			mustNot(t, "DeletePushSubscription", s.DeletePushSubscription(t.Context(), u.ID, sub.ID))
+			if has() {
+				t.Fatal("a store whose only subscription was deleted reports one")
+			}
+		}},
 		{"CreatePushSubscription/unknown session is not_found", func(t *testing.T, s PushBackend, ids *IDs) {
 			u, _ := pushUser(t, s, ids, "ann")
 			_, err := s.CreatePushSubscription(t.Context(), webpushSub(ids, u.ID, chat.SessionID(999999), "https://push.example/x"))

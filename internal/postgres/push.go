@@ -51,6 +51,15 @@ func (s *Store) CreatePushSubscription(ctx context.Context, sub chat.PushSubscri
 }
 
 // ListPushSubscriptions implements chat.PushStore.
+// HasPushSubscriptions implements chat.PushStore.
+func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
+	var any bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&any); err != nil {
+		return false, classify("postgres.HasPushSubscriptions", "the read", err)
+	}
+	return any, nil
+}
+
 func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]chat.PushSubscription, error) {
 	const op = "postgres.ListPushSubscriptions"
 	rows, err := s.pool.Query(ctx, `SELECT `+pushColumns+` FROM push_subscriptions

@@ -61,6 +61,48 @@ type Dispatcher struct {
 	windows *collapser
 	jobs    jobs.Runner
 	ownJobs bool // jobs is the Dispatcher's own, which Run runs
+
+	subsMu      sync.Mutex
+	anySubs     bool      // some user had a subscription when last checked
+	subsChecked time.Time // when the store was last asked (zero: never)
+}
+
+// How long the answer to "does anyone have a push subscription?" is
+// trusted: a server without push users then skips planning entirely
+// instead of reading each message's members. A subscription made on this
+// node counts at once (NoteSubscribed); one made on another node within
+// noSubsRecheck.
+const (
+	noSubsRecheck  = 2 * time.Second
+	anySubsRecheck = 30 * time.Second
+)
+
+// NoteSubscribed tells the Dispatcher that a subscription was just made.
+func (d *Dispatcher) NoteSubscribed() {
+	d.subsMu.Lock()
+	d.anySubs, d.subsChecked = true, d.opts.Now()
+	d.subsMu.Unlock()
+}
+
+// anySubscriptions reports whether planning can find anyone to notify; on
+// a store error it says yes (planning then reports the error).
+func (d *Dispatcher) anySubscriptions(ctx context.Context) bool {
+	now := d.opts.Now()
+	d.subsMu.Lock()
+	defer d.subsMu.Unlock()
+	ttl := noSubsRecheck
+	if d.anySubs {
+		ttl = anySubsRecheck
+	}
+	if !d.subsChecked.IsZero() && now.Sub(d.subsChecked) < ttl {
+		return d.anySubs
+	}
+	any, err := d.opts.Push.HasPushSubscriptions(ctx)
+	if err != nil {
+		return true
+	}
+	d.anySubs, d.subsChecked = any, now
+	return any
 }
 
 // JobDeliver is the job kind of one notification to one subscription;
@@ -184,6 +226,9 @@ func (d *Dispatcher) work(ctx context.Context) {
 
 // plan notifies the members of m's conversation who should hear of it.
 func (d *Dispatcher) plan(ctx context.Context, m chat.Message) error {
+	if !d.anySubscriptions(ctx) {
+		return nil
+	}
 	members, err := d.opts.Store.ListMembers(ctx, m.Conv)
 	if err != nil {
 		return err

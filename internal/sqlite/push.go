@@ -59,6 +59,15 @@ func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]
 	return collectPush(op, rows)
 }
 
+// HasPushSubscriptions implements chat.PushStore.
+func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
+	var any bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&any); err != nil {
+		return false, chat.Unavailable("sqlite.HasPushSubscriptions", err)
+	}
+	return any, nil
+}
+
 func collectPush(op string, rows *sql.Rows) ([]chat.PushSubscription, error) {
 	defer rows.Close()
 	var out []chat.PushSubscription
