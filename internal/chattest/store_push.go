@@ -49,9 +49,9 @@ func TestPushStore(t *testing.T, open func(t testing.TB) PushBackend) {
 		}},
 		{"HasPushSubscriptions/true only while a subscription exists", func(t *testing.T, s PushBackend, ids *IDs) {
 			has := func() bool {
-				any, err := s.HasPushSubscriptions(t.Context())
+				exists, err := s.HasPushSubscriptions(t.Context())
 				mustNot(t, "HasPushSubscriptions", err)
-				return any
+				return exists
 			}
 			if has() {
 				t.Fatal("a fresh store reports subscriptions")

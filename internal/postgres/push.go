@@ -53,11 +53,11 @@ func (s *Store) CreatePushSubscription(ctx context.Context, sub chat.PushSubscri
 // ListPushSubscriptions implements chat.PushStore.
 // HasPushSubscriptions implements chat.PushStore.
 func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
-	var any bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&any); err != nil {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&exists); err != nil {
 		return false, classify("postgres.HasPushSubscriptions", "the read", err)
 	}
-	return any, nil
+	return exists, nil
 }
 
 func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]chat.PushSubscription, error) {

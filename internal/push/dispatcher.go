@@ -97,12 +97,12 @@ func (d *Dispatcher) anySubscriptions(ctx context.Context) bool {
 	if !d.subsChecked.IsZero() && now.Sub(d.subsChecked) < ttl {
 		return d.anySubs
 	}
-	any, err := d.opts.Push.HasPushSubscriptions(ctx)
+	exists, err := d.opts.Push.HasPushSubscriptions(ctx)
 	if err != nil {
 		return true
 	}
-	d.anySubs, d.subsChecked = any, now
-	return any
+	d.anySubs, d.subsChecked = exists, now
+	return exists
 }
 
 // JobDeliver is the job kind of one notification to one subscription;

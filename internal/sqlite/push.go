@@ -61,11 +61,11 @@ func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]
 
 // HasPushSubscriptions implements chat.PushStore.
 func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
-	var any bool
-	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&any); err != nil {
+	var exists bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM push_subscriptions)`).Scan(&exists); err != nil {
 		return false, chat.Unavailable("sqlite.HasPushSubscriptions", err)
 	}
-	return any, nil
+	return exists, nil
 }
 
 func collectPush(op string, rows *sql.Rows) ([]chat.PushSubscription, error) {
