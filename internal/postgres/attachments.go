@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -18,22 +17,6 @@ var _ chat.AttachmentStore = (*Store)(nil)
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
 	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
 
-// partJSON is the stored form of a chat.Part.
-type partJSON struct {
-	Start int64  `json:"start"`
-	End   int64  `json:"end"`
-	Key   string `json:"key"`
-}
-
-func partsValue(ps []chat.Part) string {
-	out := make([]partJSON, len(ps))
-	for i, p := range ps {
-		out[i] = partJSON(p)
-	}
-	b, _ := json.Marshal(out) // cannot fail: ints and strings
-	return string(b)
-}
-
 func scanAttachment(row pgx.Row) (chat.Attachment, error) {
 	var a chat.Attachment
 	var parts string
@@ -42,13 +25,11 @@ func scanAttachment(row pgx.Row) (chat.Attachment, error) {
 		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &a.CreatedAt, &a.DurationMS); err != nil {
 		return chat.Attachment{}, err
 	}
-	var ps []partJSON
-	if err := json.Unmarshal([]byte(parts), &ps); err != nil {
+	ps, err := chat.DecodeParts(parts)
+	if err != nil {
 		return chat.Attachment{}, fmt.Errorf("attachment %s: parts: %w", a.ID, err)
 	}
-	for _, p := range ps {
-		a.Parts = append(a.Parts, chat.Part(p))
-	}
+	a.Parts = ps
 	if msg != nil {
 		a.Message = chat.MessageID(*msg)
 	}
@@ -106,7 +87,7 @@ func (s *Store) AddPart(ctx context.Context, id chat.AttachmentID, p chat.Part) 
 			return newError(op, chat.CodeConflict, "the upload is not at this offset")
 		}
 		a.Parts, a.Received = append(a.Parts, p), p.End
-		_, err = tx.Exec(ctx, `UPDATE attachments SET received = $1, parts = $2 WHERE id = $3`, a.Received, partsValue(a.Parts), string(id))
+		_, err = tx.Exec(ctx, `UPDATE attachments SET received = $1, parts = $2 WHERE id = $3`, a.Received, chat.EncodeParts(a.Parts), string(id))
 		return err
 	})
 	return a, err

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,34 +16,6 @@ var _ chat.AttachmentStore = (*Store)(nil)
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
 	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
 
-// partJSON is the stored form of a chat.Part.
-type partJSON struct {
-	Start int64  `json:"start"`
-	End   int64  `json:"end"`
-	Key   string `json:"key"`
-}
-
-func partsValue(ps []chat.Part) string {
-	out := make([]partJSON, len(ps))
-	for i, p := range ps {
-		out[i] = partJSON(p)
-	}
-	b, _ := json.Marshal(out) // cannot fail: ints and strings
-	return string(b)
-}
-
-func parseParts(s string) ([]chat.Part, error) {
-	var in []partJSON
-	if err := json.Unmarshal([]byte(s), &in); err != nil {
-		return nil, err
-	}
-	var out []chat.Part
-	for _, p := range in {
-		out = append(out, chat.Part(p))
-	}
-	return out, nil
-}
-
 func scanAttachment(row scanner) (chat.Attachment, error) {
 	var a chat.Attachment
 	var parts string
@@ -54,7 +25,7 @@ func scanAttachment(row scanner) (chat.Attachment, error) {
 		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &created, &a.DurationMS); err != nil {
 		return chat.Attachment{}, err
 	}
-	ps, err := parseParts(parts)
+	ps, err := chat.DecodeParts(parts)
 	if err != nil {
 		return chat.Attachment{}, fmt.Errorf("attachment %s: parts: %w", a.ID, err)
 	}
@@ -125,7 +96,7 @@ func (s *Store) AddPart(ctx context.Context, id chat.AttachmentID, p chat.Part) 
 			return newError(op, chat.CodeConflict, "the upload is not at this offset")
 		}
 		a.Parts, a.Received = append(a.Parts, p), p.End
-		_, err = tx.ExecContext(ctx, `UPDATE attachments SET received = ?, parts = ? WHERE id = ?`, a.Received, partsValue(a.Parts), string(id))
+		_, err = tx.ExecContext(ctx, `UPDATE attachments SET received = ?, parts = ? WHERE id = ?`, a.Received, chat.EncodeParts(a.Parts), string(id))
 		return err
 	})
 	return a, err
