@@ -15,7 +15,11 @@
 // frames, with reconnection), js/store.js (the state and the protocol's
 // rules: sync cursor, receipts, the outbox of unsent messages), js/ui/
 // (the screens) and js/main.js (start-up and routing); js/files.js
-// uploads attachments and fetches their signed download URLs, and sw.js,
+// uploads attachments and fetches their signed download URLs;
+// js/avatars.js fetches avatars (with the token) into a bounded cache of
+// data: URLs, js/prefs.js keeps contacts, notification levels and push
+// privacy, and js/account.js downloads the data export and deletes the
+// account; sw.js,
 // the service worker served from the root, shows push notifications.
 // The browser tests (*_test.go) drive it in headless Chromium against a
 // real node.

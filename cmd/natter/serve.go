@@ -22,7 +22,7 @@ type serveCmd struct {
 	Bus             string          `help:"Empty for the in-process bus (embedded mode), or NATS URLs, comma-separated, with JetStream enabled (cluster mode)." env:"NATTER_BUS"`
 	Cluster         string          `help:"Cluster name on NATS: subject prefix and bucket name prefix, so clusters can share a NATS server." default:"natter" env:"NATTER_CLUSTER"`
 	NATSReplicas    int             `help:"Replicas of Natter's JetStream buckets (presence, node ids); 3 on a NATS cluster of 3 or more." default:"1" env:"NATTER_NATS_REPLICAS"`
-	CursorLag       time.Duration   `help:"Cluster mode: how far the sync cursor in live frames stays behind the newest commit (longer than events take between nodes)." default:"2s" env:"NATTER_CURSOR_LAG"`
+	CursorLag       time.Duration   `help:"Deprecated, ignored: the sync cursor in live frames follows the nodes' watermarks." default:"2s" env:"NATTER_CURSOR_LAG"`
 	NodeID          int64           `help:"Node id, 0-1023, part of every id; -1 picks one (0 in embedded mode, a free id leased on NATS in cluster mode)." default:"-1" env:"NATTER_NODE_ID"`
 	MaxTextBytes    int             `help:"Longest message text in bytes." default:"16384" env:"NATTER_MAX_TEXT_BYTES"`
 	AllowedOrigins  []string        `help:"Browser origins allowed to open WebSockets besides the server's own (comma-separated; * for any)." env:"NATTER_ALLOWED_ORIGINS"`

@@ -73,10 +73,10 @@ type Config struct {
 	NodeID       int64
 	NodeLeaseTTL time.Duration // cluster mode: a node id lease not refreshed this long expires (a node that cannot refresh stops a sixth of it earlier); zero means 2m
 	NATSReplicas int           // cluster mode: replicas of the JetStream buckets (3 on a 3-server NATS cluster); zero means 1
-	// CursorLag (cluster mode) is how far the sync cursor that live frames
-	// carry stays behind the newest commit: longer than events take
-	// between nodes (a late event makes nodes tell clients to reconnect).
-	// Zero means 2s.
+	// CursorLag is deprecated and ignored: the sync cursor that live
+	// frames carry in cluster mode follows the nodes' watermarks (see
+	// cursor.go), whatever time events take between nodes. It is kept so
+	// that existing configurations still load.
 	CursorLag       time.Duration
 	PresenceTTL     time.Duration  // cluster mode: a dead node's users go offline this long (plus PresenceGrace) after it died; zero means 15s
 	MaxTextBytes    int            // longest message text; zero means 16 KiB

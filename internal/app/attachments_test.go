@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/jpeg"
@@ -13,12 +15,15 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/internal/app"
+	"github.com/natter-chat/natter/internal/blob"
 	"github.com/natter-chat/natter/internal/chattest"
+	"github.com/natter-chat/natter/internal/core"
 )
 
 // attachWorld is a node with a group of alice and bob, and carol, who is
@@ -497,4 +502,128 @@ func countFiles(t testing.TB, dir, id string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestAttachments_AnImageWithoutAPossibleThumbnailSaysSo damages an
+// image's stored bytes after the upload checks (a job gate overwrites them
+// before the first thumbnail attempt): the thumbnail job fails for good,
+// the attachment says that no thumbnail will come, its content is still
+// served, its thumbnail is 404 with a clear message, and the sweeps that
+// follow do not queue it again. On SQLite (embedded) and PostgreSQL
+// (cluster). That the sweep skips the image at all is shown by
+// internal/core's thumbnail tests, with a clock that gets past the job
+// runner's two-minute duplicate window; here the window alone would hide
+// a re-queue.
+func TestAttachments_AnImageWithoutAPossibleThumbnailSaysSo(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testUnthumbnailable(t, func(t *testing.T, mutate func(*app.Config)) *node { return startNode(t, "", mutate) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		eachNATS(t, func(t *testing.T, c *cluster) {
+			deleteJobStreams(t, c)
+			testUnthumbnailable(t, func(t *testing.T, mutate func(*app.Config)) *node { return c.start(t, mutate) })
+		})
+	})
+}
+
+func testUnthumbnailable(t *testing.T, start func(t *testing.T, mutate func(*app.Config)) *node) {
+	blobs := t.TempDir()
+	damaged := chattest.UndecodablePNG(t, 64, 48)
+	var attempts atomic.Int32
+	damage := func(ctx context.Context, kind string, payload []byte) error {
+		if kind != core.JobThumbnail || attempts.Add(1) > 1 {
+			return nil
+		}
+		d, err := blob.OpenDisk(blobs)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		_, err = d.Put(ctx, "att/"+string(payload)+"/content", bytes.NewReader(damaged))
+		return err
+	}
+	n := start(t, func(cfg *app.Config) {
+		cfg.Attachments.Dir, cfg.Attachments.SweepInterval, cfg.JobGate = blobs, 50*time.Millisecond, damage
+	})
+	ctx := ctxT(t)
+	alice, _ := n.user(t, "alice")
+	g, err := alice.CreateGroup(ctx, "files", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := alice.Tokens().AccessToken
+	u := mustUpload(t, alice, g.ID, "photo.png", chattest.PNGWithMetadata(t, 64, 48))
+
+	var got struct {
+		Attachment struct {
+			Thumbnail       bool `json:"thumbnail"`
+			ThumbnailFailed bool `json:"thumbnail_failed"`
+		} `json:"attachment"`
+	}
+	eventually(t, 20*time.Second, "the attachment to say that no thumbnail will come", func() bool {
+		_, body := get(t, n.URL+"/v1/attachments/"+u.ID, tok)
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("GET attachment: %s", body)
+		}
+		return got.Attachment.ThumbnailFailed
+	})
+	if got.Attachment.Thumbnail {
+		t.Errorf("the attachment says both thumbnail and thumbnail_failed")
+	}
+	if content, _ := download(t, alice, u.ID, false); !bytes.Equal(content, damaged) {
+		t.Errorf("the content download gave %d bytes, want the %d stored", len(content), len(damaged))
+	}
+	res, body := get(t, n.URL+"/v1/attachments/"+u.ID+"/thumbnail", tok)
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"code":"not_found"`) ||
+		!strings.Contains(string(body), "no thumbnail can be made of this image") {
+		t.Errorf("GET thumbnail: %d %s, want 404 not_found saying that no thumbnail can be made", res.StatusCode, body)
+	}
+	if signed, err := alice.AttachmentURL(ctx, u.ID); err != nil || signed.URL == "" || signed.ThumbnailURL != "" {
+		t.Errorf("signed URLs %+v (%v), want a content URL and no thumbnail URL", signed, err)
+	}
+	sent, err := alice.SendAttachments(ctx, g.ID, "k1", "", []string{u.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body = get(t, n.URL+"/v1/conversations/"+g.ID+"/messages/"+sent.Message.ID, tok)
+	if !strings.Contains(string(body), `"thumbnail_failed":true`) {
+		t.Errorf("the message carries %s, want its attachment with thumbnail_failed", body)
+	}
+
+	// Two sweeps later (each removes a rejected upload made after the
+	// last), the job has still run once, and died once.
+	for i := range 2 {
+		name := fmt.Sprintf("page%d.png", i)
+		page := []byte("<!DOCTYPE html><html><body>not an image</body></html>")
+		r, err := alice.CreateUpload(ctx, g.ID, name, int64(len(page)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = alice.UploadChunk(ctx, r.ID, 0, page, int64(len(page)))
+		wantCode(t, err, "unsupported_media_type")
+		eventually(t, 20*time.Second, "a sweep to remove "+name, func() bool {
+			res, _ := get(t, n.URL+"/v1/attachments/"+r.ID, tok)
+			return res.StatusCode == http.StatusNotFound
+		})
+	}
+	if a := attempts.Load(); a != 1 {
+		t.Errorf("the thumbnail job ran %d times, want once", a)
+	}
+	if dead := jobsCount(t, n.URL, "dead"); dead != "1" {
+		t.Errorf("%q thumbnail jobs dead-lettered, want 1", dead)
+	}
+}
+
+// jobsCount reads natter_jobs_total{kind="thumbnail",result=result} from
+// a node's /metrics ("" when absent).
+func jobsCount(t *testing.T, url, result string) string {
+	t.Helper()
+	_, body := get(t, url+"/metrics", "")
+	prefix := `natter_jobs_total{kind="thumbnail",result="` + result + `"} `
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, prefix) {
+			return strings.TrimSpace(strings.TrimPrefix(line, prefix))
+		}
+	}
+	return ""
 }

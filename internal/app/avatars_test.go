@@ -5,12 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"image"
 	_ "image/png" // decodes the avatars served
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,4 +335,136 @@ func TestAvatars_DeletingTheAccountRemovesAvatarAndFiles(t *testing.T) {
 	if b, _ := download(t, w.bob, bobs.ID, false); sha(b) != bobs.SHA256 {
 		t.Error("bob's own file went with alice's account")
 	}
+}
+
+// TestAvatars_ConcurrentUploadsAndDeletesAgree runs rounds of eight
+// avatar uploads and deletions by one user at once. After each round the
+// profile wears the avatar that is stored (served to others, not 404) or
+// none, the blob directory holds that avatar's two files and nothing else,
+// and the last profile frame a peer got carries that state. On SQLite
+// (one node) and PostgreSQL (two nodes sharing the blobs, requests spread
+// over both; frames from two nodes have no order, so only the store's
+// agreement is checked there).
+func TestAvatars_ConcurrentUploadsAndDeletesAgree(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		blobs := t.TempDir()
+		n := startNode(t, "", func(cfg *app.Config) { cfg.Attachments.Dir = blobs })
+		testAvatarRace(t, blobs, []*node{n}, true)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		eachNATS(t, func(t *testing.T, c *cluster) {
+			blobs := t.TempDir()
+			shared := func(cfg *app.Config) { cfg.Attachments.Dir = blobs }
+			testAvatarRace(t, blobs, []*node{c.start(t, shared), c.start(t, shared)}, false)
+		})
+	})
+}
+
+func testAvatarRace(t *testing.T, blobs string, nodes []*node, ordered bool) {
+	ctx := ctxT(t)
+	first := nodes[0]
+	alice, aliceID := first.user(t, "alice")
+	bob, bobID := first.user(t, "bob")
+	if _, err := alice.CreateGroup(ctx, "peers", []string{bobID}); err != nil {
+		t.Fatal(err)
+	}
+	_, bobIn := connect(t, bob)
+	images := [][]byte{chattest.PNGWithMetadata(t, 40, 30), chattest.JPEGWithGPS(t, 40, 30, 1)}
+	const ops = 8
+	for round := range 4 {
+		var wg sync.WaitGroup
+		for i := range ops {
+			n := nodes[i%len(nodes)]
+			wg.Go(func() {
+				method, body := http.MethodPost, images[i%2]
+				if i%4 == 3 {
+					method, body = http.MethodDelete, nil
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, n.URL+"/v1/users/me/avatar", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+alice.Tokens().AccessToken)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("%s avatar: %v", method, err)
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("%s avatar: %d %s", method, res.StatusCode, b)
+				}
+			})
+		}
+		wg.Wait()
+
+		// A profile change after the round: its frame follows the round's.
+		marker := fmt.Sprintf("after round %d", round)
+		if _, err := alice.UpdateProfile(ctx, client.ProfileRequest{StatusText: &marker}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := bob.Profile(ctx, aliceID)
+		if err != nil || p.StatusText != marker {
+			t.Fatalf("round %d: alice's profile %+v, %v", round, p, err)
+		}
+		res, img := get(t, first.URL+"/v1/users/"+aliceID+"/avatar", bob.Tokens().AccessToken)
+		files := avatarFiles(t, blobs)
+		if p.Avatar == nil {
+			if res.StatusCode != http.StatusNotFound || len(files) != 0 {
+				t.Errorf("round %d: no avatar worn, yet GET avatar is %d and the blobs hold %v", round, res.StatusCode, files)
+			}
+		} else {
+			if _, _, err := image.DecodeConfig(bytes.NewReader(img)); res.StatusCode != http.StatusOK || err != nil {
+				t.Errorf("round %d: the profile wears %s, but GET avatar is %d (%v)", round, *p.Avatar, res.StatusCode, err)
+			}
+			if len(files) != 2 || !strings.Contains(files[0], *p.Avatar) || !strings.Contains(files[1], *p.Avatar) {
+				t.Errorf("round %d: the profile wears %s; the blobs hold %v, want its image and thumbnail only", round, *p.Avatar, files)
+			}
+		}
+		waitFrame(t, bobIn, "the frame of "+marker, func(f client.ServerFrame) bool {
+			return f.Type == "profile" && f.User == aliceID && f.StatusText == marker
+		})
+		var seen []client.ServerFrame
+		for _, f := range bobIn.frames() {
+			if f.Type == "profile" && f.User == aliceID {
+				seen = append(seen, f)
+				if f.StatusText == marker {
+					break
+				}
+			}
+		}
+		if ordered && len(seen) >= 2 && !equalAvatar(seen[len(seen)-2].Avatar, p.Avatar) {
+			t.Errorf("round %d: the last frame of the round wears %v, the profile %v", round, avatarOf(seen[len(seen)-2].Avatar), avatarOf(p.Avatar))
+		}
+		if !equalAvatar(seen[len(seen)-1].Avatar, p.Avatar) {
+			t.Errorf("round %d: the marker's frame wears %v, the profile %v", round, avatarOf(seen[len(seen)-1].Avatar), avatarOf(p.Avatar))
+		}
+	}
+}
+
+// avatarFiles lists the avatar blobs under blobs, sorted.
+func avatarFiles(t *testing.T, blobs string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(blobs, "objects"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "avatar") {
+			out = append(out, d.Name())
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func equalAvatar(a, b *string) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+func avatarOf(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return *s
 }

@@ -15,35 +15,40 @@ import (
 )
 
 // clusterParts are a cluster node's NATS pieces: the connection, the bus
-// on it, presence in JetStream KV and the node id lease.
+// on it, presence in JetStream KV, the node id lease and the watch of the
+// other nodes' leases.
 type clusterParts struct {
 	nc       *nats.Conn
 	bus      *natsbus.Bus
 	presence *natsbus.Presence
 	lease    *natsbus.Lease
+	nodes    *natsbus.NodeWatch
 	seq      *sequencer.Sequencer // set by wrapHandler
-	clock    *cursorClock         // the sync cursor live frames carry
+	clock    *cursorClock         // the sync cursor live frames carry (see cursor.go)
 
 	reconnecting atomic.Bool   // a reconnectSoon is running
 	stopWait     chan struct{} // closed by close: ends the lease watcher
 }
 
-// joinCluster connects to NATS, leases a node id and starts presence.
-// A node id lease that is lost later (NATS unreachable for longer than
-// the lease lasts, or taken over) stops the node through a.fatal: two
-// nodes must never make ids with the same node id.
+// joinCluster connects to NATS, leases a node id, starts presence and
+// publishes the node's first watermark (before the node can commit
+// anything, so that no change of it ever lies below another node's
+// cursor unseen). A node id lease that is lost later (NATS unreachable
+// for longer than the lease lasts, or taken over) stops the node through
+// a.fatal: two nodes must never make ids with the same node id.
+// Config.CursorLag is no longer used: the cursor follows the nodes'
+// watermarks, whatever time events take.
 func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	cfg := a.cfg
 	name := cfg.Cluster
 	if name == "" {
 		name = "natter"
 	}
-	lag := cfg.CursorLag
-	if lag <= 0 {
-		lag = 2 * time.Second
+	leaseTTL := cfg.NodeLeaseTTL
+	if leaseTTL <= 0 {
+		leaseTTL = 2 * time.Minute
 	}
-	c := &clusterParts{stopWait: make(chan struct{})}
-	c.clock = newCursorClock(func(ctx context.Context) (int64, error) { return a.svc.Position(ctx) }, lag, 100*time.Millisecond)
+	c := &clusterParts{stopWait: make(chan struct{}), clock: newCursorClock(leaseTTL, nil, a.log)}
 	nc, err := nats.Connect(cfg.Bus,
 		nats.Name("natter node"),
 		nats.MaxReconnects(-1), // a node never gives up on NATS
@@ -80,16 +85,20 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 			c.close()
 		}
 	}()
-	leaseTTL := cfg.NodeLeaseTTL
-	if leaseTTL <= 0 {
-		leaseTTL = 2 * time.Minute
-	}
 	c.lease, err = natsbus.AcquireNodeID(ctx, nc, natsbus.LeaseOptions{
 		Bucket: name + "_nodes", TTL: leaseTTL, Refresh: leaseTTL / 6, Want: cfg.NodeID, Replicas: cfg.NATSReplicas, Logger: a.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node id: %w", err)
 	}
+	c.clock.setSelf(c.lease.Holder())
+	c.nodes, err = natsbus.WatchNodes(ctx, nc, natsbus.NodeWatchOptions{Bucket: name + "_nodes", Logger: a.log, OnChange: c.clock.lease})
+	if err != nil {
+		return nil, fmt.Errorf("node leases: %w", err)
+	}
+	// Wait for a silent node as long as its lease can live, by this
+	// node's TTL or the bucket's, whichever is longer.
+	c.clock.setExpiry(max(leaseTTL, c.nodes.TTL()))
 	go func() {
 		select {
 		case <-c.lease.Lost():
@@ -111,25 +120,31 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnLoss: func(dropped int) {
-		// Some events never reached this node: tell its clients to
-		// reconnect (after jitter) and catch up from their cursors.
-		a.log.Warn("events were lost on the way to this node; clients will reconnect and catch up", "dropped", dropped)
-		if c.seq != nil {
-			c.seq.Reset()
-		}
-		if a.ws != nil {
-			a.ws.Reconnect(a.cfg.DrainJitter)
-		}
-		// Every client of this node was told to catch up from a cursor it
-		// got before the loss: frames may carry newer cursors again.
-		c.clock.thaw()
-	}})
+	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnWatermark: c.clock.mark, OnLoss: func(dropped int) { c.lost(a, dropped) }})
 	if err != nil {
+		return nil, err
+	}
+	if err := c.startCursor(ctx, a); err != nil {
 		return nil, err
 	}
 	ok = true
 	return c, nil
+}
+
+// lost handles events that never reached this node (the bus's OnLoss):
+// its clients are told to reconnect (after jitter) and catch up from their
+// cursors, which were given before the loss.
+func (c *clusterParts) lost(a *App, dropped int) {
+	a.log.Warn("events were lost on the way to this node; clients will reconnect and catch up", "dropped", dropped)
+	if c.seq != nil {
+		c.seq.Reset()
+	}
+	if a.ws != nil {
+		a.ws.Reconnect(a.cfg.DrainJitter)
+	}
+	// Every client of this node was told to catch up from a cursor it got
+	// before the loss: frames may carry newer cursors again.
+	c.clock.thaw()
 }
 
 // suspectLoss holds the sync cursor still: events may be missing until the
@@ -185,15 +200,30 @@ func (c *clusterParts) ready() error {
 	return nil
 }
 
-// close releases the lease and closes the connection after flushing what
-// is still buffered (events published during a reconnect among them).
-// Presence is closed before, by the app.
+// close says goodbye, releases the lease and closes the connection after
+// flushing what is still buffered (events published during a reconnect
+// among them). The app calls it once the core has stopped (so this node
+// commits nothing more), after closing presence. The goodbye, a final
+// watermark after the node's last event, lets the other nodes stop
+// waiting for it without making their clients reconnect; when it cannot
+// be sent (NATS away) they time the node out and do make them reconnect,
+// since its last events may be lost with the connection.
 func (c *clusterParts) close() {
 	select {
 	case <-c.stopWait:
 		return
 	default:
 		close(c.stopWait)
+	}
+	if c.nodes != nil {
+		c.nodes.Close()
+	}
+	if c.bus != nil && c.lease != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if c.bus.PublishWatermark(ctx, natsbus.Watermark{Node: c.lease.ID(), Holder: c.lease.Holder(), Final: true}) == nil {
+			_ = c.nc.FlushWithContext(ctx)
+		}
+		cancel()
 	}
 	if c.lease != nil {
 		c.lease.Close()

@@ -2,111 +2,251 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/natter-chat/natter/internal/natsbus"
 )
 
-// cursorClock gives a cluster node's sync cursor: a change position such
-// that every change at or below it was committed at least lag ago, and so
-// (events travelling between nodes within lag) has reached this node's hub
-// already. Nodes publish their events after their own commits, so events of
-// different nodes arrive in no particular position order: a frame's own
-// position is not a safe place to resume from, this cursor is. An event
-// that is lost or later than lag makes a node tell its clients to reconnect
-// (natsbus reports it), which covers the rest.
+// cursorClock gives a cluster node's sync cursor, the change position that
+// live frames carry for clients to resume from: every change at or below
+// it, whichever node made it, has reached this node's hub already (or is
+// held by the sequencer, whose Floor the hub also applies).
 //
-// It samples the store's newest position every interval and keeps the
-// samples of the last lag (plus the newest older one).
+// It is the lowest watermark of the cluster's live nodes. Each node
+// publishes, every watermarkInterval and on the connection that carries
+// its events, a watermark W: every change it committed at or below W has
+// been published before (see core.Service.Settled). NATS keeps the order
+// of one connection's messages, and natsbus reports a skip in a node's
+// sequence before handling the message that reveals it, so once this
+// node's subscription has handed on a node's watermark, it has handed on
+// every event of that node at or below it. No assumption about how long
+// events take remains: an event that is late is waited for, however late.
+//
+// The live nodes are those of the node id lease bucket, and those whose
+// watermarks arrive; each is known by its lease holder (an incarnation of
+// a node id). The rules:
+//   - A node that appears (its lease or its first watermark) holds the
+//     cursor where it stands: it enters at the current cursor (at least
+//     its watermark), so the cursor never goes down. A node publishes a
+//     watermark before it starts serving, so none of its changes can lie
+//     below the cursor when it enters.
+//   - A node that goes silent (cut off from NATS, or dead) holds the
+//     cursor at its last watermark for as long as its lease may live:
+//     expiry after its last lease refresh or watermark. A node that cannot
+//     refresh its lease stops itself a sixth of the TTL before that.
+//   - A node gone without a goodbye (silent for expiry, its lease taken
+//     by another holder, or released without a goodbye within grace) may
+//     have committed changes that never reached this node: due reports it,
+//     the caller tells this node's clients to reconnect (their cursors are
+//     at most its last watermark, so their catch-up from the store includes
+//     those changes), and only then drops it.
+//   - A node that stops cleanly publishes a final watermark after its last
+//     event; it is dropped at once, and no client reconnects.
+//
+// Separately, freeze holds the cursor while this node itself may be
+// missing events (its NATS connection dropped, NATS dropped events for
+// it), until thaw after its clients were told to reconnect.
 type cursorClock struct {
-	lag      time.Duration
-	interval time.Duration
-	position func(ctx context.Context) (int64, error)
+	now func() time.Time
+	log *slog.Logger
 
-	mu      sync.Mutex
-	samples []positionSample // ascending in time
-	// frozen, while positive, is the cursor to give until thaw: set when
-	// this node may be missing events (its NATS connection dropped, or
-	// NATS dropped events for it) and until its clients were told to
-	// reconnect.
-	frozen int64
+	// Set before run, by joinCluster:
+	interval  time.Duration                   // between two of this node's watermarks
+	publish   func(ctx context.Context) error // publishes this node's watermark
+	connected func() (up bool, reconnects uint64)
+	reconnect func() // tells this node's clients to reconnect and catch up
+
+	mu     sync.Mutex
+	self   string        // this node's lease holder: never gone
+	expiry time.Duration // a node heard of neither way this long is gone
+	grace  time.Duration // how long a released lease's goodbye is awaited
+	nodes  map[string]*nodeMark
+	frozen int64 // while positive, the cursor to give until thaw
+}
+
+// nodeMark is what this node knows of one incarnation of a node.
+type nodeMark struct {
+	node     int64
+	pos      int64     // the cursor may not pass it: the node's watermark, or the cursor when it appeared
+	leased   bool      // its lease was seen
+	seen     time.Time // its last lease refresh or watermark
+	released time.Time // when its lease was released without a goodbye yet; zero otherwise
+	replaced bool      // another holder took its node id
+	leaving  bool      // reported by due, to be dropped
+}
+
+// watermarkInterval is how often a cluster node publishes its watermark.
+const watermarkInterval = 100 * time.Millisecond
+
+func newCursorClock(expiry time.Duration, now func() time.Time, log *slog.Logger) *cursorClock {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &cursorClock{now: now, log: log, interval: watermarkInterval, nodes: make(map[string]*nodeMark)}
+	c.setExpiry(expiry)
+	return c
+}
+
+// setSelf names this node's lease holder.
+func (c *cursorClock) setSelf(holder string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.self = holder
+}
+
+// setExpiry sets how long a silent node is waited for.
+func (c *cursorClock) setExpiry(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expiry = d
+	c.grace = min(d, 5*time.Second)
+}
+
+// cursor returns the sync cursor, or 0 when there is none yet (clients
+// then keep the cursor they have).
+func (c *cursorClock) cursor() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen > 0 {
+		return c.frozen
+	}
+	return c.lowestLocked()
+}
+
+func (c *cursorClock) lowestLocked() int64 {
+	first := true
+	var pos int64
+	for _, n := range c.nodes {
+		if first || n.pos < pos {
+			pos, first = n.pos, false
+		}
+	}
+	return pos
 }
 
 // freeze holds the cursor where it is until thaw.
 func (c *cursorClock) freeze() {
-	cur := c.cursor()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.frozen == 0 {
-		c.frozen = max(cur, 1)
+		c.frozen = max(c.lowestLocked(), 1)
 	}
 }
 
-// thaw lets the cursor follow the samples again.
+// thaw lets the cursor follow the watermarks again.
 func (c *cursorClock) thaw() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.frozen = 0
 }
 
-type positionSample struct {
-	at  time.Time // when the position was read: every change at or below pos committed before
-	pos int64
-}
-
-func newCursorClock(position func(ctx context.Context) (int64, error), lag, interval time.Duration) *cursorClock {
-	return &cursorClock{position: position, lag: lag, interval: interval}
-}
-
-// run samples the position until ctx is done. A failed read leaves the
-// cursor where it was (it then lags more, which is safe).
-func (c *cursorClock) run(ctx context.Context) {
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, c.interval*4)
-		pos, err := c.position(rctx)
-		cancel()
-		if err == nil {
-			c.add(positionSample{at: time.Now(), pos: pos})
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (c *cursorClock) add(s positionSample) {
+// mark takes a watermark that this node's subscription handed on, in
+// order with the events.
+func (c *cursorClock) mark(w natsbus.Watermark) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.samples = append(c.samples, s)
-	// Keep one sample older than lag: the one cursor answers with.
-	horizon := s.at.Add(-c.lag)
-	drop := 0
-	for drop+1 < len(c.samples) && !c.samples[drop+1].at.After(horizon) {
-		drop++
+	n := c.nodes[w.Holder]
+	if w.Final {
+		// Everything it committed has been handed on: nothing to wait for.
+		delete(c.nodes, w.Holder)
+		return
 	}
-	c.samples = c.samples[drop:]
+	if n == nil {
+		n = c.addLocked(w.Holder, w.Node)
+	}
+	n.pos = max(n.pos, w.Pos)
+	n.heard()
+	n.seen = c.now()
 }
 
-// cursor returns the newest sampled position read at least lag ago, or 0
-// when there is none yet (clients then keep the cursor they have).
-func (c *cursorClock) cursor() int64 {
+// lease takes a change of the lease bucket.
+func (c *cursorClock) lease(ch natsbus.NodeChange) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Read the clock under the lock: add drops samples by its own clock,
-	// and a horizon read earlier could fall before every sample it kept.
-	horizon := time.Now().Add(-c.lag)
-	if c.frozen > 0 {
-		return c.frozen
-	}
-	var pos int64
-	for _, s := range c.samples {
-		if s.at.After(horizon) {
-			break
+	now := c.now()
+	if ch.Released {
+		for _, n := range c.nodes {
+			if n.node == ch.Node && n.leased && n.released.IsZero() {
+				n.released = now
+			}
 		}
-		pos = s.pos
+		return
 	}
-	return pos
+	n := c.nodes[ch.Holder]
+	if n == nil {
+		n = c.addLocked(ch.Holder, ch.Node)
+	}
+	n.leased, n.released, n.replaced, n.seen = true, time.Time{}, false, now
+	n.heard()
+	// The key names one holder: any other holder of the id lost it.
+	for holder, o := range c.nodes {
+		if o.node == ch.Node && holder != ch.Holder {
+			o.replaced = true
+		}
+	}
+}
+
+// heard notes that a node that was about to be dropped spoke again: it
+// holds the cursor again, unless another holder took its id.
+func (n *nodeMark) heard() {
+	if !n.replaced {
+		n.leaving = false
+	}
+}
+
+// addLocked starts following a node at the current cursor.
+func (c *cursorClock) addLocked(holder string, node int64) *nodeMark {
+	n := &nodeMark{node: node, pos: c.lowestLocked(), seen: c.now()}
+	c.nodes[holder] = n
+	return n
+}
+
+// due returns the nodes that are gone without a goodbye. They keep
+// holding the cursor until drop: tell the clients to reconnect first.
+func (c *cursorClock) due() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	var gone []string
+	for holder, n := range c.nodes {
+		if holder == c.self || n.leaving {
+			continue
+		}
+		if n.replaced || now.Sub(n.seen) >= c.expiry || (!n.released.IsZero() && now.Sub(n.released) >= c.grace) {
+			n.leaving = true
+			gone = append(gone, holder)
+		}
+	}
+	return gone
+}
+
+// drop stops following the nodes due returned, unless one of them spoke
+// again meanwhile.
+func (c *cursorClock) drop(holders []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range holders {
+		if n := c.nodes[h]; n != nil && n.leaving {
+			delete(c.nodes, h)
+		}
+	}
+}
+
+// restart restarts the silence of every node: while this node's own
+// connection is down, nobody is heard, which says nothing about them.
+func (c *cursorClock) restart() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for _, n := range c.nodes {
+		n.seen = now
+		if !n.released.IsZero() {
+			n.released = now
+		}
+	}
 }

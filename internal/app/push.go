@@ -92,7 +92,7 @@ func (a *App) setupPush(ctx context.Context, bus *chat.Bus, reg prometheus.Regis
 	}
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "natter_push_notifications_total",
-		Help: "Push notification attempts by kind and result (sent, gone, retry, failed, unconfigured; dropped: queue full).",
+		Help: "Push notification attempts by kind and result (sent, gone, skipped: left, muted or deleted before delivery, retry, failed, unconfigured; dropped: queue full).",
 	}, []string{"kind", "result"})
 	if err := reg.Register(outcomes); err != nil {
 		return nil, core.PushOptions{}, err

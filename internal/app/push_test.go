@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
@@ -14,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/internal/app"
@@ -31,9 +35,12 @@ type pushService struct {
 	keys     map[string]*pushDevice // by path
 	received map[string][]push.Payload
 	raw      map[string][]string // decrypted bodies, verbatim
-	status   map[string]int
+	status   map[string]int      // hangUp: close the connection without an answer
 	changed  chan struct{}
 }
+
+// hangUp as a pushService status closes the connection unanswered.
+const hangUp = -1
 
 // pushDevice is a browser's subscription keys.
 type pushDevice struct {
@@ -56,6 +63,12 @@ func (s *pushService) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if dev == nil {
 		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	if status == hangUp {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
 		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "vapid t=") || r.Header.Get("Content-Encoding") != "aes128gcm" || r.Header.Get("TTL") == "" {
@@ -81,6 +94,19 @@ func (s *pushService) serve(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	w.WriteHeader(status)
+}
+
+// secrets returns what must never be queued or logged: every endpoint
+// and key subscribed so far.
+func (s *pushService) secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for path, dev := range s.keys {
+		out = append(out, s.srv.URL+path, base64.RawURLEncoding.EncodeToString(dev.key.PublicKey().Bytes()),
+			base64.RawURLEncoding.EncodeToString(dev.auth), base64.StdEncoding.EncodeToString(dev.auth))
+	}
+	return out
 }
 
 // subscribe makes a device at path and subscribes c's session with it.
@@ -138,19 +164,87 @@ func (s *pushService) waitNotes(t *testing.T, path, conv string, n int) []push.P
 	}
 }
 
-// pushNode is a node whose push dispatcher uses one worker, so that
-// messages are handled in commit order: once a notification about a later
-// message arrived, an earlier message that should have produced none has
-// been handled.
-func pushNode(t *testing.T) *node {
-	return startNode(t, "", func(c *app.Config) {
-		c.Push = app.PushConfig{AllowHTTP: true, Workers: 1, Collapse: time.Hour, RetryBase: time.Millisecond}
-		c.PresenceGrace = 10 * time.Millisecond
+// pushConfig gives a node's push dispatcher one worker, so that messages
+// are handled in commit order: once a notification about a later message
+// arrived, an earlier message that should have produced none has been
+// handled.
+func pushConfig(c *app.Config) {
+	c.Push = app.PushConfig{AllowHTTP: true, Workers: 1, Collapse: time.Hour, RetryBase: time.Millisecond}
+}
+
+// pushNode is an embedded-mode node with pushConfig.
+func pushNode(t *testing.T, mutate ...func(*app.Config)) *node {
+	return startNode(t, "", append([]func(*app.Config){pushConfig, func(c *app.Config) { c.PresenceGrace = 10 * time.Millisecond }}, mutate...)...)
+}
+
+// jobTap is a node's JobGate for push deliveries: it records each job's
+// payload as the runner hands it over (for JetStream, the stored bytes)
+// and, while held, keeps it waiting.
+type jobTap struct {
+	mu   sync.Mutex
+	jobs [][]byte
+	hold chan struct{} // non-nil: deliveries wait until it is closed
+}
+
+func (j *jobTap) gate(ctx context.Context, kind string, payload []byte) error {
+	if kind != push.JobDeliver {
+		return nil
+	}
+	j.mu.Lock()
+	j.jobs = append(j.jobs, payload)
+	hold := j.hold
+	j.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (j *jobTap) config(c *app.Config) { c.JobGate = j.gate }
+
+// holdAll holds deliveries until the returned release is called (once
+// or more).
+func (j *jobTap) holdAll() (release func()) {
+	hold := make(chan struct{})
+	j.mu.Lock()
+	j.hold = hold
+	j.mu.Unlock()
+	return sync.OnceFunc(func() {
+		j.mu.Lock()
+		j.hold = nil
+		j.mu.Unlock()
+		close(hold)
 	})
 }
 
+// taken returns the payloads handed over so far.
+func (j *jobTap) taken() [][]byte {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([][]byte(nil), j.jobs...)
+}
+
+// TestPush_EndToEnd runs in embedded mode (SQLite, in-process jobs) and
+// in cluster mode (PostgreSQL, JetStream jobs) when PostgreSQL is set up.
 func TestPush_EndToEnd(t *testing.T) {
-	n := pushNode(t)
+	t.Run("embedded", func(t *testing.T) {
+		tap := &jobTap{}
+		testPushEndToEnd(t, pushNode(t, tap.config), tap)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		eachNATS(t, func(t *testing.T, c *cluster) {
+			deleteJobStreams(t, c)
+			tap := &jobTap{}
+			testPushEndToEnd(t, c.start(t, pushConfig, tap.config), tap)
+		})
+	})
+}
+
+func testPushEndToEnd(t *testing.T, n *node, tap *jobTap) {
 	svc := newPushService(t)
 	alice, _ := n.user(t, "alice")
 	bob, bobID := n.user(t, "bob")
@@ -260,6 +354,48 @@ func TestPush_EndToEnd(t *testing.T) {
 		_ = conn.Close()
 		waitPresence(t, alice, bobID, "offline")
 	})
+
+	t.Run("a member removed before the delivery gets nothing", func(t *testing.T) {
+		conv := group("removal")
+		release := tap.holdAll()
+		defer release()
+		held := len(tap.taken())
+		send(conv, "bob has left by now")
+		deadline := time.Now().Add(20 * time.Second)
+		for len(tap.taken()) == held { // bob's delivery is queued first (lower user id) and now waits
+			if time.Now().After(deadline) {
+				t.Fatal("no delivery was queued")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := alice.RemoveMember(ctxT(t), conv, bobID); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		settled(conv, 1)
+		if got := svc.notes("/bob", conv); len(got) != 0 {
+			t.Fatalf("bob was removed before the delivery but got %+v", got)
+		}
+	})
+
+	t.Run("queued deliveries hold no keys, endpoints or text", func(t *testing.T) {
+		jobs := tap.taken()
+		if len(jobs) == 0 {
+			t.Fatal("no delivery went through the job runner")
+		}
+		forbidden := append(svc.secrets(), "hello bob", "the secret is 42", "look @"+me.Username, "trip", "\"endpoint\"", "\"body\"")
+		for _, job := range jobs {
+			for _, s := range forbidden {
+				if strings.Contains(string(job), s) {
+					t.Errorf("a queued delivery contains %q: %s", s, job)
+				}
+			}
+			var ids struct{ Subscription, User, Conv, Message string }
+			if err := json.Unmarshal(job, &ids); err != nil || ids.Subscription == "" || ids.User == "" || ids.Conv == "" || ids.Message == "" {
+				t.Errorf("a queued delivery is not JSON with ids (%v): %s", err, job)
+			}
+		}
+	})
 }
 
 func aliceName(t *testing.T, c *client.Client) string {
@@ -314,6 +450,69 @@ func TestPush_GoneSubscriptionIsRemoved(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestPush_DeadLettersHoldNoSecrets lets a delivery use up its attempts
+// in cluster mode and reads its dead letter from JetStream, where it is
+// kept for days: neither the job nor its error may name the endpoint,
+// the keys or the text.
+func TestPush_DeadLettersHoldNoSecrets(t *testing.T) {
+	eachNATS(t, func(t *testing.T, c *cluster) {
+		deleteJobStreams(t, c)
+		n := c.start(t, pushConfig)
+		svc := newPushService(t)
+		alice, _ := n.user(t, "alice")
+		dora, doraID := n.user(t, "dora")
+		svc.subscribe(t, dora, "/capability-5e1d")
+		svc.mu.Lock()
+		svc.status["/capability-5e1d"] = hangUp
+		svc.mu.Unlock()
+		conv, err := alice.CreateDirect(ctxT(t), doraID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Send(ctxT(t), conv.ID, "c1", "the vault opens at noon"); err != nil {
+			t.Fatal(err)
+		}
+
+		nc, err := nats.Connect(c.natsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dead *jetstream.RawStreamMsg
+		deadline := time.Now().Add(30 * time.Second)
+		for dead == nil {
+			stream, err := js.Stream(ctxT(t), c.name+"_dlq")
+			if err == nil {
+				dead, _ = stream.GetLastMsgForSubject(ctxT(t), c.name+"_dlq."+push.JobDeliver)
+			}
+			if dead == nil && time.Now().After(deadline) {
+				t.Fatal("the failing delivery never reached the dead letter stream")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		all := string(dead.Data)
+		for k, v := range dead.Header {
+			all += "\n" + k + ": " + strings.Join(v, ",")
+		}
+		for _, s := range append(svc.secrets(), "capability-5e1d", "vault") {
+			if strings.Contains(all, s) {
+				t.Errorf("the dead letter contains %q:\n%s", s, all)
+			}
+		}
+		var ids struct{ Subscription, User, Conv, Message string }
+		if err := json.Unmarshal(dead.Data, &ids); err != nil || ids.User != doraID || ids.Conv != conv.ID {
+			t.Errorf("the dead letter is not JSON with dora's and the conversation's ids (%v): %s", err, dead.Data)
+		}
+		if dead.Header.Get("Natter-Job-Error") == "" {
+			t.Errorf("the dead letter has no error header:\n%s", all)
+		}
+	})
 }
 
 func TestPush_Endpoints(t *testing.T) {

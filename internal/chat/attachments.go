@@ -50,9 +50,15 @@ type Attachment struct {
 	// the thumbnail ("" while there is none).
 	ContentKey   string
 	ThumbnailKey string
-	Message      MessageID // the message carrying it; 0 until sent
-	Index        int       // its place among the message's attachments
-	CreatedAt    time.Time
+	// ThumbnailFailedAt is when making the thumbnail of this image failed
+	// for good (its pixels cannot be decoded), with ThumbnailError saying
+	// why, for operators; zero while a thumbnail exists or may still come.
+	// The sweep does not queue such an image again (see SetThumbnailFailed).
+	ThumbnailFailedAt time.Time
+	ThumbnailError    string
+	Message           MessageID // the message carrying it; 0 until sent
+	Index             int       // its place among the message's attachments
+	CreatedAt         time.Time
 }
 
 // Part is one stored chunk of an upload in progress: bytes [Start, End)
@@ -83,8 +89,17 @@ type AttachmentStore interface {
 	// ContentKey are taken from it) and drops the parts. CodeConflict when
 	// the attachment is no longer uploading.
 	FinishAttachment(ctx context.Context, a Attachment) (Attachment, error)
-	// SetThumbnail records the thumbnail blob of a ready attachment.
+	// SetThumbnail records the thumbnail blob of a ready attachment (and
+	// clears a failure SetThumbnailFailed recorded). CodeNotFound when no
+	// ready attachment has id.
 	SetThumbnail(ctx context.Context, id AttachmentID, key string) error
+	// SetThumbnailFailed records that no thumbnail can be made of the
+	// ready attachment id (reason says why, for operators) at at, so that
+	// ListMissingThumbnails leaves it out from then on. Failures are
+	// recorded for good: nothing clears them but SetThumbnail. It does
+	// nothing to an attachment that has a thumbnail. CodeNotFound when no
+	// ready attachment has id.
+	SetThumbnailFailed(ctx context.Context, id AttachmentID, reason string, at time.Time) error
 	// ClaimAttachments gives the attachments ids, in order, to message msg
 	// of conv sent by uploader. Each must be ready, uploaded by uploader
 	// for conv, and unclaimed, or claimed by a message that no longer
@@ -104,7 +119,8 @@ type AttachmentStore interface {
 	// existing, undeleted message carries.
 	ListGarbage(ctx context.Context, cutoff time.Time, limit int) ([]Attachment, error)
 	// ListMissingThumbnails returns up to limit ready images (content type
-	// image/*) without a thumbnail, oldest first: work a restart re-queues.
+	// image/*) without a thumbnail and without a recorded failure (see
+	// SetThumbnailFailed), oldest first: work a restart re-queues.
 	ListMissingThumbnails(ctx context.Context, limit int) ([]Attachment, error)
 	// DeleteAttachment removes the metadata row. Deleting an absent one is
 	// not an error.

@@ -27,16 +27,35 @@ type Avatar struct {
 // AvatarStore keeps avatars' metadata (their bytes live in a BlobStore).
 // Both stores implement it. It checks no permissions. Backend failures
 // give CodeUnavailable.
+//
+// The profile's avatar changes in the transaction that changes the
+// avatar row, so that whatever the interleaving of puts and deletes (on
+// one node or several), a profile never names an avatar that was replaced
+// or deleted: its Avatar is "" or the ID of the stored avatar.
 type AvatarStore interface {
 	// PutAvatar stores a as a.User's avatar, replacing the one they had,
-	// which it returns (replaced is false when there was none).
-	// Errors: CodeNotFound for an unknown user, CodeConflict for an ID in use.
-	PutAvatar(ctx context.Context, a Avatar) (old Avatar, replaced bool, err error)
+	// and makes their profile wear it (Avatar a.ID, UpdatedAt
+	// a.CreatedAt), in one transaction. Errors: CodeNotFound for an
+	// unknown or deleted user, CodeConflict for an ID in use.
+	PutAvatar(ctx context.Context, a Avatar) (AvatarChange, error)
 	// GetAvatar returns user's avatar. CodeNotFound when they have none.
 	GetAvatar(ctx context.Context, user UserID) (Avatar, error)
-	// DeleteAvatar removes user's avatar and returns it. CodeNotFound
-	// when they have none.
-	DeleteAvatar(ctx context.Context, user UserID) (Avatar, error)
+	// DeleteAvatar removes user's avatar, if any, and takes whatever
+	// avatar their profile wears off it (UpdatedAt at), in one
+	// transaction. Having none is not an error; a deleted account's
+	// avatar is removed too. Errors: CodeNotFound for an unknown user.
+	DeleteAvatar(ctx context.Context, user UserID, at time.Time) (AvatarChange, error)
+}
+
+// AvatarChange is what PutAvatar or DeleteAvatar did.
+type AvatarChange struct {
+	Profile Profile // the user's profile once the change is stored
+	// Old is the avatar replaced or deleted, whose blobs the caller may
+	// now delete; nil when there was none.
+	Old *Avatar
+	// ProfileChanged reports whether the profile changed: always for a
+	// put; for a delete, when the profile wore an avatar.
+	ProfileChanged bool
 }
 
 // UserAttachments finds and releases the attachments one user uploaded,

@@ -72,6 +72,29 @@ type PushRecipient struct {
 	Subscriptions []PushSubscription
 }
 
+// PushDelivery is what delivering one queued notification needs, read
+// when it is delivered rather than when it was planned: a queued delivery
+// then holds only ids (no keys, tokens or text), and what it says is
+// current (renames, edits, deletions, mutes, departures).
+type PushDelivery struct {
+	Subscription PushSubscription
+	Settings     PushSettings // the subscription's user's
+	// Member reports whether that user is still a member of the
+	// conversation; Level is their level in it (NotifyAll if never set).
+	Member bool
+	Level  NotifyLevel
+	// ConvKind and Title are the conversation's (both empty when it no
+	// longer exists).
+	ConvKind Kind
+	Title    string
+	// Message is the message as stored now, with ID, Conv, Seq, Sender,
+	// Text, SentAt, EditedAt and DeletedAt only (a tombstone has empty
+	// Text and DeletedAt set); nil when the conversation has no such
+	// message. SenderName is its sender's username.
+	Message    *Message
+	SenderName string
+}
+
 // PushStore keeps push subscriptions, per-user push settings and
 // per-member notification levels. Implemented by the sqlite and postgres
 // stores next to chat.Store. Like Store, it checks no permissions.
@@ -109,6 +132,12 @@ type PushStore interface {
 	// least one subscription on a session live at now, their level in
 	// conv, settings and those subscriptions; in any order.
 	ListPushRecipients(ctx context.Context, conv ConversationID, users []UserID, now time.Time) ([]PushRecipient, error)
+	// GetPushDelivery reads, in one query, what delivering a notification
+	// about message msg of conv to user's subscription id needs (see
+	// PushDelivery). CodeNotFound when user has no subscription id on a
+	// session live at now: it was deleted, moved to another account, or
+	// its session ended.
+	GetPushDelivery(ctx context.Context, user UserID, id PushSubscriptionID, conv ConversationID, msg MessageID, now time.Time) (PushDelivery, error)
 
 	// VAPIDKey returns the server's Web Push (VAPID) private key: candidate
 	// if none was stored yet (it is then stored, once), else the stored

@@ -34,6 +34,7 @@ func TestSearchIndex(t *testing.T, open func(t testing.TB) (chat.Store, chat.Sea
 		{"an update from a stale cursor writes nothing", testSearchStaleCursor},
 		{"concurrent indexers index every message", testSearchConcurrentIndexers},
 		{"AsOf leaves out documents of later changes", testSearchAsOf},
+		{"only the newest 5,000 matches the user can read are ranked", testSearchNewestMatches},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,6 +1,8 @@
 package chattest
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -55,11 +57,32 @@ func BenchSearchMessages(b testing.TB) int {
 // Classes: common (a word in about one message in ten), rare (a word in
 // a few per 100,000), two-words (two mid-frequency words), accented
 // (typed without its accents), cjk (a two- or three-character Chinese
-// word) and mixed (all of them in turn).
+// word), one-conversation (a common word in one of the reader's
+// conversations, about one in a hundred of all messages) and mixed (all of
+// them in turn).
 func BenchSearch(b *testing.B, s chat.Store, idx chat.SearchIndex) {
+	BenchSearchWith(b, s, idx, BenchSearchOptions{})
+}
+
+// BenchSearchOptions adapts BenchSearch to a store.
+type BenchSearchOptions struct {
+	// Append stores a batch of drafts of new messages (valid, none a retry,
+	// in id order) as AppendMessages would: seqs and change positions in
+	// batch order. A store can pass a bulk loader (such as PostgreSQL's
+	// COPY) to build a large corpus faster. Nil means s.AppendMessages.
+	Append func(ctx context.Context, drafts []chat.Draft) error
+	// AppendBatch is the most drafts passed to one Append; zero means 500.
+	AppendBatch int
+	// Indexed, if not nil, is called once the index is up to date, before
+	// the first query (e.g. to refresh the planner's statistics).
+	Indexed func(ctx context.Context) error
+}
+
+// BenchSearchWith is BenchSearch with options.
+func BenchSearchWith(b *testing.B, s chat.Store, idx chat.SearchIndex, opts BenchSearchOptions) {
 	n := BenchSearchMessages(b)
 	c := newBenchCorpus()
-	reader := c.ensure(b, s, n)
+	reader := c.ensure(b, s, n, opts)
 
 	ctx := b.Context()
 	before, err := idx.SearchCursor(ctx)
@@ -75,31 +98,37 @@ func BenchSearch(b *testing.B, s chat.Store, idx chat.SearchIndex) {
 	} else {
 		b.Logf("index was built by an earlier run; caught up in %s", elapsed.Round(time.Millisecond))
 	}
+	if opts.Indexed != nil {
+		if err := opts.Indexed(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 	asOf, err := idx.SearchCursor(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 
-	classes := c.queries()
-	var mixed [][]string // the classes' queries in turn
+	classes := c.queries(benchReaderConvs(b, s, reader))
+	mixed := benchQueryClass{name: "mixed"} // the classes' queries in turn
 	for i := range 20 {
 		for _, cl := range classes {
 			if i < len(cl.queries) {
-				mixed = append(mixed, cl.queries[i])
+				mixed.queries = append(mixed.queries, cl.queries[i])
+				mixed.convs = append(mixed.convs, cl.conv(i))
 			}
 		}
 	}
-	classes = append(classes, benchQueryClass{"mixed", mixed})
+	classes = append(classes, mixed)
 	for _, cl := range classes {
 		b.Run(cl.name, func(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			hits := 0
 			i := 0
 			for b.Loop() {
-				terms := cl.queries[i%len(cl.queries)]
+				terms, conv := cl.queries[i%len(cl.queries)], cl.conv(i%len(cl.queries))
 				i++
 				t0 := time.Now()
-				res, err := idx.SearchMessages(ctx, chat.SearchQuery{User: reader, Terms: terms, AsOf: asOf, Limit: 21})
+				res, err := idx.SearchMessages(ctx, chat.SearchQuery{User: reader, Conv: conv, Terms: terms, AsOf: asOf, Limit: 21})
 				lat = append(lat, time.Since(t0))
 				if err != nil {
 					b.Fatalf("search %q: %v", terms, err)
@@ -116,7 +145,33 @@ func BenchSearch(b *testing.B, s chat.Store, idx chat.SearchIndex) {
 
 type benchQueryClass struct {
 	name    string
-	queries [][]string // terms, as searchtext.QueryTerms gives them
+	queries [][]string            // terms, as searchtext.QueryTerms gives them
+	convs   []chat.ConversationID // the conversation each query is limited to; nil for none
+}
+
+// conv returns the conversation query i is limited to, 0 for none.
+func (cl benchQueryClass) conv(i int) chat.ConversationID {
+	if i < len(cl.convs) {
+		return cl.convs[i]
+	}
+	return 0
+}
+
+// benchReaderConvs returns the corpus's conversations, in id order.
+func benchReaderConvs(b *testing.B, s chat.Store, reader chat.UserID) []chat.ConversationID {
+	b.Helper()
+	convs, err := s.ListConversations(b.Context(), reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []chat.ConversationID
+	for _, cv := range convs {
+		if !strings.HasPrefix(cv.Conversation.Title, benchMarker) {
+			out = append(out, cv.Conversation.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // nearestRank returns the p-th percentile of sorted, which is not empty.
@@ -202,12 +257,16 @@ func (c *benchCorpus) text(rng *rand.Rand, zipf, cjkZipf *rand.Zipf) string {
 	return t.String()
 }
 
-// queries returns the query classes, 20 queries each, as terms.
-func (c *benchCorpus) queries() []benchQueryClass {
+// queries returns the query classes, 20 queries each, as terms; the
+// one-conversation class limits common words to one of convs each.
+func (c *benchCorpus) queries(convs []chat.ConversationID) []benchQueryClass {
 	terms := func(q string) []string { return searchtext.QueryTerms(q) }
 	var common, rare, two, accent, cjk [][]string
+	one := benchQueryClass{name: "one-conversation"}
 	for i := range 20 {
 		common = append(common, terms(c.words[10+i]))
+		one.queries = append(one.queries, terms(c.words[10+i]))
+		one.convs = append(one.convs, convs[(i*7)%len(convs)])
 		rare = append(rare, terms(c.words[2000+100*i]))
 		two = append(two, terms(c.words[30+7*i]+" "+c.words[40+11*i]))
 		cjk = append(cjk, terms(c.cjk[i*5]))
@@ -217,7 +276,8 @@ func (c *benchCorpus) queries() []benchQueryClass {
 			accent = append(accent, terms(plain))
 		}
 	}
-	return []benchQueryClass{{"common", common}, {"rare", rare}, {"two-words", two}, {"accented", accent}, {"cjk", cjk}}
+	return []benchQueryClass{{name: "common", queries: common}, {name: "rare", queries: rare}, {name: "two-words", queries: two},
+		{name: "accented", queries: accent}, {name: "cjk", queries: cjk}, one}
 }
 
 func stripBenchAccents(w string) string {
@@ -227,7 +287,7 @@ func stripBenchAccents(w string) string {
 // ensure makes s hold a complete corpus of n messages and returns the
 // reader. A store that holds a complete corpus of n messages is used as
 // it is; one of another size is refused.
-func (c *benchCorpus) ensure(b *testing.B, s chat.Store, n int) chat.UserID {
+func (c *benchCorpus) ensure(b *testing.B, s chat.Store, n int, opts BenchSearchOptions) chat.UserID {
 	b.Helper()
 	ctx := b.Context()
 	if u, _, err := s.GetUserByUsername(ctx, benchReader); err == nil {
@@ -246,10 +306,10 @@ func (c *benchCorpus) ensure(b *testing.B, s chat.Store, n int) chat.UserID {
 		}
 		b.Fatalf("the database holds an incomplete corpus (a run stopped while building it): remove it")
 	}
-	return c.build(b, s, n)
+	return c.build(b, s, n, opts)
 }
 
-func (c *benchCorpus) build(b *testing.B, s chat.Store, n int) chat.UserID {
+func (c *benchCorpus) build(b *testing.B, s chat.Store, n int, opts BenchSearchOptions) chat.UserID {
 	b.Helper()
 	ctx := b.Context()
 	ids := NewIDs()
@@ -273,17 +333,22 @@ func (c *benchCorpus) build(b *testing.B, s chat.Store, n int) chat.UserID {
 	}
 	zipf := rand.NewZipf(rng, 1.1, 1, benchVocabulary-1)
 	cjkZipf := rand.NewZipf(rng, 1.1, 1, benchCJKWords-1)
-	start := time.Now()
-	drafts := make([]chat.Draft, 0, benchAppendBatch)
-	flush := func() {
-		res, err := s.AppendMessages(ctx, drafts)
-		if err != nil {
-			b.Fatalf("AppendMessages: %v", err)
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				b.Fatalf("AppendMessages: %v", r.Err)
+	batch := cmp.Or(opts.AppendBatch, benchAppendBatch)
+	appendDrafts := opts.Append
+	if appendDrafts == nil {
+		appendDrafts = func(ctx context.Context, drafts []chat.Draft) error {
+			res, err := s.AppendMessages(ctx, drafts)
+			for _, r := range res {
+				err = cmp.Or(err, r.Err)
 			}
+			return err
+		}
+	}
+	start := time.Now()
+	drafts := make([]chat.Draft, 0, batch)
+	flush := func() {
+		if err := appendDrafts(ctx, drafts); err != nil {
+			b.Fatalf("storing messages: %v", err)
 		}
 		drafts = drafts[:0]
 	}
@@ -294,7 +359,7 @@ func (c *benchCorpus) build(b *testing.B, s chat.Store, n int) chat.UserID {
 			ID: id, Conv: cv.id, Sender: cv.members[rng.IntN(len(cv.members))], ClientID: "b" + id.String(),
 			Text: c.text(rng, zipf, cjkZipf), SentAt: At(time.Duration(i) * time.Second),
 		})
-		if len(drafts) == benchAppendBatch {
+		if len(drafts) == batch {
 			flush()
 		}
 		if (i+1)%100_000 == 0 {
@@ -305,7 +370,7 @@ func (c *benchCorpus) build(b *testing.B, s chat.Store, n int) chat.UserID {
 		flush()
 	}
 	elapsed := time.Since(start)
-	b.Logf("stored %d messages in %s: %.0f msgs/s (batches of %d)", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), benchAppendBatch)
+	b.Logf("stored %d messages in %s: %.0f msgs/s (batches of %d)", n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), batch)
 	mark := chat.Conversation{ID: chat.ConversationID(ids.NextID()), Kind: chat.KindGroup, Title: benchMarker + strconv.Itoa(n), CreatedBy: reader.ID, CreatedAt: At(0)}
 	if _, _, err := s.CreateConversation(ctx, mark, []chat.Member{{User: reader.ID, Role: chat.RoleOwner, JoinedAt: At(0)}}); err != nil {
 		b.Fatal(err)

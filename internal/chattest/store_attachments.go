@@ -286,5 +286,53 @@ func attachmentCases() []attachmentCase {
 			}
 			wantCode(t, f.as.SetThumbnail(ctx, "absent", "t"), chat.CodeNotFound)
 		}},
+		{"an image whose thumbnail failed for good is no longer listed as missing", func(t *testing.T, f attachmentFixture) {
+			alice, _, conv := f.group(t)
+			ctx := t.Context()
+			broken := f.ready(t, conv.ID, alice.ID, At(0))
+			fine := f.ready(t, conv.ID, alice.ID, At(time.Second))
+			if !broken.ThumbnailFailedAt.IsZero() || broken.ThumbnailError != "" {
+				t.Fatalf("a new attachment has a thumbnail failure: %+v", broken)
+			}
+			mustNot(t, "SetThumbnailFailed", f.as.SetThumbnailFailed(ctx, broken.ID, "png: invalid format", At(time.Minute)))
+			got, err := f.as.GetAttachment(ctx, broken.ID)
+			mustNot(t, "GetAttachment", err)
+			if !got.ThumbnailFailedAt.Equal(At(time.Minute)) || got.ThumbnailError != "png: invalid format" ||
+				got.State != chat.AttachmentReady || got.ContentKey != broken.ContentKey || got.ThumbnailKey != "" {
+				t.Fatalf("after SetThumbnailFailed: %+v, want a ready attachment that failed at %v", got, At(time.Minute))
+			}
+			missing, err := f.as.ListMissingThumbnails(ctx, 10)
+			mustNot(t, "ListMissingThumbnails", err)
+			wantEqual(t, "missing", []chat.AttachmentID{fine.ID}, attachmentIDs(missing))
+
+			// Messages carry the failure.
+			m := MustAppend(t, f.s, f.ids, conv.ID, alice.ID, "look", At(2*time.Second))
+			_, err = f.as.ClaimAttachments(ctx, conv.ID, alice.ID, "", m.ID, []chat.AttachmentID{broken.ID})
+			mustNot(t, "ClaimAttachments", err)
+			carried, err := f.as.ListMessageAttachments(ctx, []chat.MessageID{m.ID})
+			mustNot(t, "ListMessageAttachments", err)
+			if as := carried[m.ID]; len(as) != 1 || as[0].ThumbnailFailedAt.IsZero() {
+				t.Fatalf("the message carries %+v, want the attachment with its failure", as)
+			}
+
+			// An image with a thumbnail keeps it; SetThumbnail clears a failure.
+			mustNot(t, "SetThumbnail", f.as.SetThumbnail(ctx, fine.ID, "t"))
+			mustNot(t, "SetThumbnailFailed(with a thumbnail)", f.as.SetThumbnailFailed(ctx, fine.ID, "late", At(time.Minute)))
+			if got, _ := f.as.GetAttachment(ctx, fine.ID); got.ThumbnailKey != "t" || !got.ThumbnailFailedAt.IsZero() || got.ThumbnailError != "" {
+				t.Fatalf("an image with a thumbnail was marked failed: %+v", got)
+			}
+			mustNot(t, "SetThumbnail(broken)", f.as.SetThumbnail(ctx, broken.ID, "t2"))
+			if got, _ := f.as.GetAttachment(ctx, broken.ID); got.ThumbnailKey != "t2" || !got.ThumbnailFailedAt.IsZero() || got.ThumbnailError != "" {
+				t.Fatalf("SetThumbnail left the failure: %+v", got)
+			}
+
+			// Only ready attachments can fail.
+			wantCode(t, f.as.SetThumbnailFailed(ctx, "absent", "x", At(time.Minute)), chat.CodeNotFound)
+			uploading := f.upload(t, conv.ID, alice.ID, At(3*time.Second))
+			wantCode(t, f.as.SetThumbnailFailed(ctx, uploading.ID, "x", At(time.Minute)), chat.CodeNotFound)
+			_, err = f.as.ReleaseMessageAttachments(ctx, m.ID)
+			mustNot(t, "ReleaseMessageAttachments", err)
+			wantCode(t, f.as.SetThumbnailFailed(ctx, broken.ID, "x", At(time.Minute)), chat.CodeNotFound)
+		}},
 	}
 }

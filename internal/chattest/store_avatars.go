@@ -1,7 +1,9 @@
 package chattest
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,66 +12,170 @@ import (
 
 // TestAvatarStore runs the chat.AvatarStore and chat.UserAttachments
 // conformance suite. open must return a fresh, empty store that also
-// implements chat.AttachmentStore, chat.AvatarStore and
-// chat.UserAttachments and close it when t ends; it is called once per
+// implements chat.AttachmentStore, chat.AvatarStore, chat.UserAttachments
+// and chat.PeopleStore and close it when t ends; it is called once per
 // subtest, from parallel subtests.
 func TestAvatarStore(t *testing.T, open func(t testing.TB) chat.Store) {
 	type stores struct {
 		attachmentFixture
-		av chat.AvatarStore
-		ua chat.UserAttachments
+		av     chat.AvatarStore
+		ua     chat.UserAttachments
+		people chat.PeopleStore
 	}
 	avatar := func(user chat.UserID, id string) chat.Avatar {
 		return chat.Avatar{ID: id, User: user, ContentType: "image/png", Size: 1234, SHA256: "ab" + id, Side: 512,
 			ContentKey: "avatar/" + id + "/image", ThumbnailKey: "avatar/" + id + "/thumbnail", ThumbnailSize: 99,
 			ThumbnailSHA256: "cd" + id, CreatedAt: At(time.Minute)}
 	}
+	// wantProfile checks that the stored profile of user is want.
+	wantProfile := func(t *testing.T, people chat.PeopleStore, user chat.UserID, want chat.Profile) {
+		t.Helper()
+		got, err := people.GetProfile(t.Context(), user)
+		mustNot(t, "GetProfile", err)
+		wantEqual(t, "stored profile", want, got)
+	}
 	cases := []struct {
 		name string
 		test func(t *testing.T, f stores)
 	}{
-		{"an avatar is put, read, replaced and deleted", func(t *testing.T, f stores) {
+		{"an avatar is put, read, replaced and deleted, and the profile wears it meanwhile", func(t *testing.T, f stores) {
 			ctx := t.Context()
 			alice, _, _ := f.group(t)
 			_, err := f.av.GetAvatar(ctx, alice.ID)
 			wantCode(t, err, chat.CodeNotFound)
 			first := avatar(alice.ID, "first")
-			_, replaced, err := f.av.PutAvatar(ctx, first)
+			ch, err := f.av.PutAvatar(ctx, first)
 			mustNot(t, "PutAvatar", err)
-			if replaced {
-				t.Fatal("the first avatar replaced something")
+			if ch.Old != nil || !ch.ProfileChanged || ch.Profile.Avatar != "first" || !ch.Profile.UpdatedAt.Equal(first.CreatedAt) {
+				t.Fatalf("first put: %+v, want no old avatar and a profile wearing first, updated at %v", ch, first.CreatedAt)
 			}
+			wantProfile(t, f.people, alice.ID, ch.Profile)
 			got, err := f.av.GetAvatar(ctx, alice.ID)
 			mustNot(t, "GetAvatar", err)
 			wantEqual(t, "avatar", first, got)
 			second := avatar(alice.ID, "second")
-			old, replaced, err := f.av.PutAvatar(ctx, second)
+			second.CreatedAt = At(2 * time.Minute)
+			ch, err = f.av.PutAvatar(ctx, second)
 			mustNot(t, "PutAvatar(second)", err)
-			if !replaced {
-				t.Fatal("the second avatar replaced nothing")
+			if ch.Old == nil || ch.Profile.Avatar != "second" {
+				t.Fatalf("second put: %+v, want first replaced and a profile wearing second", ch)
 			}
-			wantEqual(t, "replaced avatar", first, old)
+			wantEqual(t, "replaced avatar", first, *ch.Old)
+			wantProfile(t, f.people, alice.ID, ch.Profile)
 			got, _ = f.av.GetAvatar(ctx, alice.ID)
 			wantEqual(t, "avatar after the replacement", second, got)
-			gone, err := f.av.DeleteAvatar(ctx, alice.ID)
+			ch, err = f.av.DeleteAvatar(ctx, alice.ID, At(3*time.Minute))
 			mustNot(t, "DeleteAvatar", err)
-			wantEqual(t, "deleted avatar", second, gone)
+			if ch.Old == nil || !ch.ProfileChanged || ch.Profile.Avatar != "" || !ch.Profile.UpdatedAt.Equal(At(3*time.Minute)) {
+				t.Fatalf("delete: %+v, want second deleted and taken off the profile", ch)
+			}
+			wantEqual(t, "deleted avatar", second, *ch.Old)
+			wantProfile(t, f.people, alice.ID, ch.Profile)
 			_, err = f.av.GetAvatar(ctx, alice.ID)
 			wantCode(t, err, chat.CodeNotFound)
-			_, err = f.av.DeleteAvatar(ctx, alice.ID)
-			wantCode(t, err, chat.CodeNotFound)
+			ch, err = f.av.DeleteAvatar(ctx, alice.ID, At(4*time.Minute))
+			mustNot(t, "DeleteAvatar(none)", err)
+			if ch.Old != nil || ch.ProfileChanged || ch.Profile.Avatar != "" || !ch.Profile.UpdatedAt.Equal(At(3*time.Minute)) {
+				t.Fatalf("deleting when there is none: %+v, want nothing changed", ch)
+			}
 		}},
-		{"an avatar needs a known user and an id of its own", func(t *testing.T, f stores) {
+		{"deleting an avatar the profile does not wear leaves the profile alone", func(t *testing.T, f stores) {
+			ctx := t.Context()
+			alice, _, _ := f.group(t)
+			_, err := f.av.PutAvatar(ctx, avatar(alice.ID, "kept"))
+			mustNot(t, "PutAvatar", err)
+			none := ""
+			off, err := f.people.UpdateProfile(ctx, alice.ID, chat.ProfileChange{Avatar: &none}, At(2*time.Minute))
+			mustNot(t, "UpdateProfile", err)
+			ch, err := f.av.DeleteAvatar(ctx, alice.ID, At(3*time.Minute))
+			mustNot(t, "DeleteAvatar", err)
+			if ch.Old == nil || ch.Old.ID != "kept" || ch.ProfileChanged {
+				t.Fatalf("delete: %+v, want kept deleted and the profile unchanged", ch)
+			}
+			wantEqual(t, "profile", off, ch.Profile)
+		}},
+		{"an avatar needs a known, live user and an id of its own", func(t *testing.T, f stores) {
 			ctx := t.Context()
 			alice, bob, _ := f.group(t)
-			_, _, err := f.av.PutAvatar(ctx, avatar(999_999_999, "nobody's"))
+			_, err := f.av.PutAvatar(ctx, avatar(999_999_999, "nobody's"))
 			wantCode(t, err, chat.CodeNotFound)
-			_, _, err = f.av.PutAvatar(ctx, avatar(alice.ID, "taken"))
+			_, err = f.av.DeleteAvatar(ctx, 999_999_999, At(time.Minute))
+			wantCode(t, err, chat.CodeNotFound)
+			_, err = f.av.PutAvatar(ctx, avatar(alice.ID, "taken"))
 			mustNot(t, "PutAvatar", err)
-			_, _, err = f.av.PutAvatar(ctx, avatar(bob.ID, "taken"))
+			_, err = f.av.PutAvatar(ctx, avatar(bob.ID, "taken"))
 			wantCode(t, err, chat.CodeConflict)
 			if _, err := f.av.GetAvatar(ctx, bob.ID); !chat.IsCode(err, chat.CodeNotFound) {
 				t.Fatalf("a refused avatar was stored: %v", err)
+			}
+			if p, _ := f.people.GetProfile(ctx, bob.ID); p.Avatar != "" {
+				t.Fatalf("a refused avatar is worn: %+v", p)
+			}
+			// A deleted account gets no avatar, and loses the one it had.
+			_, err = f.av.PutAvatar(ctx, avatar(bob.ID, "bob's"))
+			mustNot(t, "PutAvatar(bob)", err)
+			_, err = f.people.DeleteAccount(ctx, bob.ID, "x", At(2*time.Minute))
+			mustNot(t, "DeleteAccount", err)
+			_, err = f.av.PutAvatar(ctx, avatar(bob.ID, "after"))
+			wantCode(t, err, chat.CodeNotFound)
+			ch, err := f.av.DeleteAvatar(ctx, bob.ID, At(3*time.Minute))
+			mustNot(t, "DeleteAvatar(deleted account)", err)
+			if ch.Old == nil || ch.Old.ID != "bob's" || ch.ProfileChanged || !ch.Profile.Deleted() {
+				t.Fatalf("deleting a deleted account's avatar: %+v", ch)
+			}
+		}},
+		{"concurrent puts and deletes leave the profile wearing the stored avatar and report every one they remove", func(t *testing.T, f stores) {
+			ctx := t.Context()
+			alice, _, _ := f.group(t)
+			const n = 16
+			var mu sync.Mutex
+			put, removed := map[string]bool{}, map[string]int{}
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					var ch chat.AvatarChange
+					var err error
+					if i%4 == 3 {
+						ch, err = f.av.DeleteAvatar(ctx, alice.ID, At(time.Duration(i)*time.Second))
+					} else {
+						id := fmt.Sprintf("a%d", i)
+						ch, err = f.av.PutAvatar(ctx, avatar(alice.ID, id))
+						mu.Lock()
+						put[id] = err == nil
+						mu.Unlock()
+					}
+					if err != nil {
+						t.Errorf("operation %d: %v", i, err)
+						return
+					}
+					if ch.Old != nil {
+						mu.Lock()
+						removed[ch.Old.ID]++
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			p, err := f.people.GetProfile(ctx, alice.ID)
+			mustNot(t, "GetProfile", err)
+			stored, err := f.av.GetAvatar(ctx, alice.ID)
+			switch {
+			case chat.IsCode(err, chat.CodeNotFound):
+				if p.Avatar != "" {
+					t.Fatalf("the profile wears %q, but no avatar is stored", p.Avatar)
+				}
+			case err != nil:
+				t.Fatal(err)
+			default:
+				if p.Avatar != stored.ID {
+					t.Fatalf("the profile wears %q, but the stored avatar is %q", p.Avatar, stored.ID)
+				}
+				removed[stored.ID]++ // still there: not lost either
+			}
+			for id, ok := range put {
+				if ok && removed[id] != 1 {
+					t.Errorf("avatar %s was reported removed, or is stored, %d times; want once", id, removed[id])
+				}
 			}
 		}},
 		{"a user's attachments are listed in id order, without deleted ones or others'", func(t *testing.T, f stores) {
@@ -145,10 +251,11 @@ func TestAvatarStore(t *testing.T, open func(t testing.TB) chat.Store) {
 			as, ok1 := s.(chat.AttachmentStore)
 			av, ok2 := s.(chat.AvatarStore)
 			ua, ok3 := s.(chat.UserAttachments)
-			if !ok1 || !ok2 || !ok3 {
-				t.Fatalf("%T does not implement chat.AttachmentStore, chat.AvatarStore and chat.UserAttachments", s)
+			people, ok4 := s.(chat.PeopleStore)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				t.Fatalf("%T does not implement chat.AttachmentStore, chat.AvatarStore, chat.UserAttachments and chat.PeopleStore", s)
 			}
-			c.test(t, stores{attachmentFixture{s, as, NewIDs()}, av, ua})
+			c.test(t, stores{attachmentFixture{s, as, NewIDs()}, av, ua, people})
 		})
 	}
 }

@@ -136,6 +136,99 @@ func TestPushStore(t *testing.T, open func(t testing.TB) PushBackend) {
 			}
 			wantEqual(t, "recipients", want, got, cmpopts.SortSlices(func(a, b chat.PushRecipient) bool { return a.User < b.User }))
 		}},
+		{"GetPushDelivery/reads the subscription, the member's standing and the message as they are now", func(t *testing.T, s PushBackend, ids *IDs) {
+			ann, _ := pushUser(t, s, ids, "ann")
+			bob, bobSess := pushUser(t, s, ids, "bob")
+			c := MustCreateGroup(t, s, ids, ann.ID, bob.ID)
+			sub, err := s.CreatePushSubscription(t.Context(), webpushSub(ids, bob.ID, bobSess, "https://push.example/bob"))
+			mustNot(t, "CreatePushSubscription", err)
+			m := MustAppend(t, s, ids, c.ID, ann.ID, "see you at ten", At(time.Second))
+			_, err = s.EditMessage(t.Context(), c.ID, m.ID, "see you at eleven", nil, At(2*time.Second))
+			mustNot(t, "EditMessage", err)
+			_, err = s.UpdateTitle(t.Context(), c.ID, "renamed")
+			mustNot(t, "UpdateTitle", err)
+			mustNot(t, "SetNotifyLevel", s.SetNotifyLevel(t.Context(), c.ID, bob.ID, chat.NotifyMentions))
+			mustNot(t, "UpdatePushSettings", s.UpdatePushSettings(t.Context(), bob.ID, chat.PushSettings{HideText: true}))
+			got, err := s.GetPushDelivery(t.Context(), bob.ID, sub.ID, c.ID, m.ID, At(time.Minute))
+			mustNot(t, "GetPushDelivery", err)
+			want := chat.PushDelivery{
+				Subscription: sub, Settings: chat.PushSettings{HideText: true}, Member: true, Level: chat.NotifyMentions,
+				ConvKind: chat.KindGroup, Title: "renamed",
+				Message: &chat.Message{ID: m.ID, Conv: c.ID, Seq: m.Seq, Sender: ann.ID, Text: "see you at eleven",
+					SentAt: m.SentAt, EditedAt: At(2 * time.Second)},
+				SenderName: ann.Username,
+			}
+			wantEqual(t, "delivery", want, got)
+		}},
+		{"GetPushDelivery/a deleted message is a tombstone, an unknown one nil", func(t *testing.T, s PushBackend, ids *IDs) {
+			ann, _ := pushUser(t, s, ids, "ann")
+			bob, bobSess := pushUser(t, s, ids, "bob")
+			c := MustCreateGroup(t, s, ids, ann.ID, bob.ID)
+			elsewhere := MustCreateGroup(t, s, ids, ann.ID, bob.ID)
+			sub, err := s.CreatePushSubscription(t.Context(), apnsSub(ids, bob.ID, bobSess, "ee55"))
+			mustNot(t, "CreatePushSubscription", err)
+			m := MustAppend(t, s, ids, c.ID, ann.ID, "oops, wrong chat", At(time.Second))
+			other := MustAppend(t, s, ids, elsewhere.ID, ann.ID, "in the other group", At(time.Second))
+			_, err = s.DeleteMessage(t.Context(), c.ID, m.ID, At(2*time.Second))
+			mustNot(t, "DeleteMessage", err)
+			got, err := s.GetPushDelivery(t.Context(), bob.ID, sub.ID, c.ID, m.ID, At(time.Minute))
+			mustNot(t, "GetPushDelivery", err)
+			if got.Message == nil || got.Message.Text != "" || !got.Message.DeletedAt.Equal(At(2*time.Second)) {
+				t.Fatalf("a deleted message reads as %+v; want a tombstone without text", got.Message)
+			}
+			for _, id := range []chat.MessageID{other.ID, chat.MessageID(ids.NextID())} {
+				got, err = s.GetPushDelivery(t.Context(), bob.ID, sub.ID, c.ID, id, At(time.Minute))
+				mustNot(t, "GetPushDelivery", err)
+				if got.Message != nil || !got.Member || got.Title != "group" {
+					t.Fatalf("message %d, not of the conversation, reads as %+v (member %v, title %q); want nil", id, got.Message, got.Member, got.Title)
+				}
+			}
+		}},
+		{"GetPushDelivery/a removed member is no longer a member", func(t *testing.T, s PushBackend, ids *IDs) {
+			ann, _ := pushUser(t, s, ids, "ann")
+			bob, bobSess := pushUser(t, s, ids, "bob")
+			c := MustCreateGroup(t, s, ids, ann.ID, bob.ID)
+			sub, err := s.CreatePushSubscription(t.Context(), apnsSub(ids, bob.ID, bobSess, "ff66"))
+			mustNot(t, "CreatePushSubscription", err)
+			m := MustAppend(t, s, ids, c.ID, ann.ID, "bye bob", At(time.Second))
+			_, err = s.RemoveMember(t.Context(), c.ID, bob.ID)
+			mustNot(t, "RemoveMember", err)
+			got, err := s.GetPushDelivery(t.Context(), bob.ID, sub.ID, c.ID, m.ID, At(time.Minute))
+			mustNot(t, "GetPushDelivery", err)
+			if got.Member {
+				t.Fatalf("a removed member reads as a member: %+v", got)
+			}
+		}},
+		{"GetPushDelivery/not_found once the subscription is deleted, moved or its session ended", func(t *testing.T, s PushBackend, ids *IDs) {
+			ann, annSess := pushUser(t, s, ids, "ann")
+			bob, bobSess := pushUser(t, s, ids, "bob")
+			cat, catSess := pushUser(t, s, ids, "cat")
+			c := MustCreateGroup(t, s, ids, ann.ID, bob.ID, cat.ID)
+			m := MustAppend(t, s, ids, c.ID, ann.ID, "hello", At(time.Second))
+			get := func(user chat.UserID, id chat.PushSubscriptionID) error {
+				_, err := s.GetPushDelivery(t.Context(), user, id, c.ID, m.ID, At(time.Minute))
+				return err
+			}
+			deleted, err := s.CreatePushSubscription(t.Context(), apnsSub(ids, ann.ID, annSess, "a1a1"))
+			mustNot(t, "CreatePushSubscription", err)
+			mustNot(t, "DeletePushSubscription", s.DeletePushSubscription(t.Context(), ann.ID, deleted.ID))
+			wantCode(t, get(ann.ID, deleted.ID), chat.CodeNotFound)
+
+			moved, err := s.CreatePushSubscription(t.Context(), webpushSub(ids, bob.ID, bobSess, "https://push.example/shared"))
+			mustNot(t, "CreatePushSubscription(bob)", err)
+			wantCode(t, get(ann.ID, moved.ID), chat.CodeNotFound) // another user's
+			mustNot(t, "GetPushDelivery(bob)", get(bob.ID, moved.ID))
+			_, err = s.CreatePushSubscription(t.Context(), webpushSub(ids, cat.ID, catSess, "https://push.example/shared"))
+			mustNot(t, "CreatePushSubscription(cat)", err)
+			wantCode(t, get(bob.ID, moved.ID), chat.CodeNotFound)
+			mustNot(t, "GetPushDelivery(cat)", get(cat.ID, moved.ID))
+
+			revoked, err := s.CreatePushSubscription(t.Context(), apnsSub(ids, ann.ID, annSess, "b2b2"))
+			mustNot(t, "CreatePushSubscription", err)
+			mustNot(t, "GetPushDelivery(live)", get(ann.ID, revoked.ID))
+			mustNot(t, "RevokeSession", s.RevokeSession(t.Context(), ann.ID, annSess, At(30*time.Second)))
+			wantCode(t, get(ann.ID, revoked.ID), chat.CodeNotFound)
+		}},
 		{"VAPIDKey/the first candidate is kept", func(t *testing.T, s PushBackend, _ *IDs) {
 			first, err := s.VAPIDKey(t.Context(), []byte("first"))
 			mustNot(t, "VAPIDKey", err)

@@ -471,6 +471,9 @@ func (s *Service) open(ctx context.Context, a chat.Attachment, thumbnail bool) (
 	if thumbnail {
 		key = a.ThumbnailKey
 	}
+	if a.State == chat.AttachmentReady && thumbnail && key == "" && !a.ThumbnailFailedAt.IsZero() {
+		return Download{}, chat.Errorf(chat.CodeNotFound, "no thumbnail can be made of this image")
+	}
 	if a.State != chat.AttachmentReady || key == "" {
 		return Download{}, errNoAttachment()
 	}

@@ -2,8 +2,11 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,15 +54,17 @@ func (s *Service) runAttachmentWork(ctx context.Context) (stop func()) {
 }
 
 // thumbnailJob is the handler of JobThumbnail: payload is the attachment
-// id. An image that cannot be thumbnailed is a permanent failure; a
-// backend failure is retried.
+// id. An image whose pixels cannot be decoded is a permanent failure,
+// recorded on the attachment so that the sweep does not queue it again;
+// a backend failure is retried.
 func (s *Service) thumbnailJob(ctx context.Context, payload []byte) error {
 	return s.makeThumbnail(ctx, chat.AttachmentID(payload))
 }
 
 // makeThumbnail makes and records the thumbnail of a ready image; it does
-// nothing (and succeeds) when the attachment is gone, not an image, or
-// has its thumbnail already, so a job that runs twice is harmless.
+// nothing (and succeeds) when the attachment is gone, not an image, has
+// its thumbnail already, or is known to have none, so a job that runs
+// twice is harmless.
 func (s *Service) makeThumbnail(ctx context.Context, id chat.AttachmentID) error {
 	at := s.attach
 	a, err := at.store.GetAttachment(ctx, id)
@@ -69,21 +74,28 @@ func (s *Service) makeThumbnail(ctx context.Context, id chat.AttachmentID) error
 	if err != nil {
 		return fmt.Errorf("thumbnail %s: %w", id, err)
 	}
-	if a.State != chat.AttachmentReady || a.ThumbnailKey != "" || !media.IsImage(a.ContentType) {
+	if a.State != chat.AttachmentReady || a.ThumbnailKey != "" || !a.ThumbnailFailedAt.IsZero() || !media.IsImage(a.ContentType) {
 		return nil
 	}
-	src, _, _, err := at.openBlob(ctx, a, a.ContentKey)
+	blob, _, _, err := at.openBlob(ctx, a, a.ContentKey)
 	if err != nil {
 		return fmt.Errorf("thumbnail %s: open the content: %w", id, err)
 	}
-	defer src.Close()
+	defer blob.Close()
 	tmp, err := os.CreateTemp(at.opts.ScratchDir, "natter-thumb-*")
 	if err != nil {
 		return fmt.Errorf("thumbnail: no scratch file: %w", err)
 	}
 	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+	src := &readFailures{r: blob}
 	if _, err := media.Thumbnail(tmp, src, a.ContentType); err != nil {
-		return jobs.Permanent(fmt.Errorf("thumbnail %s: %w", id, err))
+		undecodable := errors.Is(err, media.ErrCorrupt) || errors.Is(err, media.ErrTooManyPixels)
+		if src.err != nil || !undecodable {
+			// The bytes could not be read (a decoder reports that as a
+			// corrupt image too) or the thumbnail not written: retried.
+			return fmt.Errorf("thumbnail %s: %w", id, err)
+		}
+		return s.giveUpThumbnail(ctx, id, err)
 	}
 	if _, err := tmp.Seek(0, 0); err != nil {
 		return fmt.Errorf("thumbnail %s: %w", id, err)
@@ -101,6 +113,51 @@ func (s *Service) makeThumbnail(ctx context.Context, id chat.AttachmentID) error
 	return nil
 }
 
+// maxThumbnailError bounds the reason SetThumbnailFailed records.
+const maxThumbnailError = 200
+
+// giveUpThumbnail records that no thumbnail can be made of image id (cause
+// says why) and fails the job for good. A failure is never retried by
+// itself: the same bytes and decoder give the same answer. If it cannot be
+// recorded, the job is retried instead, so that the failure is recorded
+// later rather than the image queued again at every sweep.
+func (s *Service) giveUpThumbnail(ctx context.Context, id chat.AttachmentID, cause error) error {
+	at := s.attach
+	reason := strings.ToValidUTF8(cause.Error()[:min(len(cause.Error()), maxThumbnailError)], "")
+	err := at.store.SetThumbnailFailed(ctx, id, reason, s.now())
+	if err != nil && !chat.IsCode(err, chat.CodeNotFound) {
+		return fmt.Errorf("thumbnail %s: %v; recording that: %w", id, cause, err)
+	}
+	at.log.Warn("thumbnail: the image cannot be decoded; none will be made", "attachment", id, "err", cause)
+	return jobs.Permanent(fmt.Errorf("thumbnail %s: %w", id, cause))
+}
+
+// readFailures passes reads and seeks through and keeps the first error
+// other than io.EOF: a decoder reports a failed read as a corrupt image,
+// and this tells the two apart.
+type readFailures struct {
+	r   io.ReadSeeker
+	err error
+}
+
+func (f *readFailures) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.note(err)
+	return n, err
+}
+
+func (f *readFailures) Seek(offset int64, whence int) (int64, error) {
+	n, err := f.r.Seek(offset, whence)
+	f.note(err)
+	return n, err
+}
+
+func (f *readFailures) note(err error) {
+	if err != nil && !errors.Is(err, io.EOF) && f.err == nil {
+		f.err = err
+	}
+}
+
 // sweepBatch bounds the attachments one sweep step handles.
 const sweepBatch = 100
 
@@ -108,8 +165,9 @@ const sweepBatch = 100
 // rejected uploads, and uploads no message carries UploadGrace after they
 // were made — blobs first (in both tiers), then metadata; moves content
 // older than ColdAfter to the cold tier (see moveToCold); and re-queues
-// images that lack a thumbnail. Attachment work (see Run) calls it every SweepInterval;
-// tests call it to avoid waiting.
+// images that lack a thumbnail, but not those whose thumbnail failed for
+// good (see giveUpThumbnail). Attachment work (see Run) calls it every
+// SweepInterval; tests call it to avoid waiting.
 func (s *Service) SweepAttachments(ctx context.Context) {
 	at := s.attach
 	if at == nil {

@@ -32,10 +32,13 @@ var errAvatarsOff = chat.Errorf(chat.CodeNotFound, "avatars are not enabled on t
 // PNG, GIF or WebP, detected from the bytes) the caller's avatar: it is
 // turned upright, cropped to its centred square and re-encoded without
 // metadata at up to AvatarSide pixels, with a thumbnail of up to
-// AvatarThumbSide. Once it is stored, the profile's avatar is its id
-// (published as UpdateProfile does) and the avatar it replaces is
-// deleted. Errors: invalid_argument (empty body), too_large,
-// unsupported_media_type, not_found (avatars are off).
+// AvatarThumbSide. Its blobs stored, the avatar row and the profile's
+// avatar (its id) change in one store transaction on the appender
+// goroutine, published as UpdateProfile does, and then the avatar it
+// replaced is deleted: however uploads and deletions race, the profile
+// never names an avatar whose files are gone. Errors: invalid_argument
+// (empty body), too_large, unsupported_media_type, not_found (avatars
+// are off, or the account was deleted meanwhile).
 func (s *Service) UploadAvatar(ctx context.Context, p Principal, body io.Reader) (chat.Profile, error) {
 	if s.avatars == nil {
 		return chat.Profile{}, errAvatarsOff
@@ -84,15 +87,22 @@ func (s *Service) UploadAvatar(ctx context.Context, p Principal, body io.Reader)
 		s.dropAvatarBlobs(ctx, a)
 		return chat.Profile{}, err
 	}
-	old, replaced, err := s.avatars.PutAvatar(ctx, a)
+	var ch chat.AvatarChange
+	err = s.write(ctx, func(ctx context.Context) error {
+		var err error
+		if ch, err = s.avatars.PutAvatar(ctx, a); err == nil {
+			s.publishProfile(ctx, ch.Profile)
+		}
+		return err
+	})
 	if err != nil {
 		s.dropAvatarBlobs(ctx, a)
 		return chat.Profile{}, err
 	}
-	if replaced {
-		s.dropAvatarBlobs(ctx, old)
+	if ch.Old != nil {
+		s.dropAvatarBlobs(ctx, *ch.Old)
 	}
-	return s.changeProfile(ctx, p.User, chat.ProfileChange{Avatar: &id})
+	return ch.Profile, nil
 }
 
 // putBlob stores b under key and returns its size and hex SHA-256.
@@ -172,17 +182,7 @@ func (s *Service) DeleteAvatar(ctx context.Context, p Principal) (chat.Profile, 
 	if s.avatars == nil {
 		return chat.Profile{}, errAvatarsOff
 	}
-	prof, err := s.people.GetProfile(ctx, p.User)
-	if err != nil {
-		return chat.Profile{}, err
-	}
-	if prof.Avatar != "" {
-		none := ""
-		if prof, err = s.changeProfile(ctx, p.User, chat.ProfileChange{Avatar: &none}); err != nil {
-			return chat.Profile{}, err
-		}
-	}
-	return prof, s.eraseAvatar(ctx, p.User)
+	return s.removeAvatar(ctx, p.User)
 }
 
 // eraseAvatar deletes user's stored avatar, row and blobs, if any.
@@ -190,15 +190,30 @@ func (s *Service) eraseAvatar(ctx context.Context, user chat.UserID) error {
 	if s.avatars == nil {
 		return nil
 	}
-	a, err := s.avatars.DeleteAvatar(ctx, user)
-	if chat.IsCode(err, chat.CodeNotFound) {
-		return nil
-	}
-	if err != nil {
+	_, err := s.removeAvatar(ctx, user)
+	return err
+}
+
+// removeAvatar deletes user's avatar row and takes it off their profile in
+// one store transaction, on the appender goroutine as every profile change
+// (see changeProfile), publishing the profile if it changed; then it
+// deletes the avatar's blobs. It returns the profile.
+func (s *Service) removeAvatar(ctx context.Context, user chat.UserID) (chat.Profile, error) {
+	var ch chat.AvatarChange
+	err := s.write(ctx, func(ctx context.Context) error {
+		var err error
+		if ch, err = s.avatars.DeleteAvatar(ctx, user, s.now()); err == nil && ch.ProfileChanged {
+			s.publishProfile(ctx, ch.Profile)
+		}
 		return err
+	})
+	if err != nil {
+		return chat.Profile{}, err
 	}
-	s.dropAvatarBlobs(context.WithoutCancel(ctx), a)
-	return nil
+	if ch.Old != nil {
+		s.dropAvatarBlobs(context.WithoutCancel(ctx), *ch.Old)
+	}
+	return ch.Profile, nil
 }
 
 // eraseFiles is account deletion's part for files: the avatar goes at

@@ -58,10 +58,7 @@ func (s *Service) UpdateProfile(ctx context.Context, p Principal, u ProfileUpdat
 		if err := validAvatar(*u.Avatar); err != nil {
 			return chat.Profile{}, err
 		}
-		if err := s.ownAvatar(ctx, p.User, *u.Avatar); err != nil {
-			return chat.Profile{}, err
-		}
-		change.Avatar = u.Avatar
+		change.Avatar = u.Avatar // checked by changeProfile
 	}
 	if change == (chat.ProfileChange{}) {
 		return chat.Profile{}, chat.Errorf(chat.CodeInvalidArgument, "give at least one of display_name, status_text and avatar")

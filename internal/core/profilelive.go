@@ -8,14 +8,35 @@ import (
 
 // changeProfile stores change and, once stored, publishes the new profile
 // (EventProfile) so that the users who share a conversation with user
-// see it live.
+// see it live. An avatar in change is checked (see ownAvatar) in the same
+// step. Like avatar uploads and deletions, it runs on the appender
+// goroutine (see write): on one node, profile changes commit and their
+// frames leave one at a time, in the same order, so the last frame a
+// client gets carries the stored profile.
 func (s *Service) changeProfile(ctx context.Context, user chat.UserID, change chat.ProfileChange) (chat.Profile, error) {
-	prof, err := s.people.UpdateProfile(ctx, user, change, s.now())
+	var prof chat.Profile
+	err := s.write(ctx, func(ctx context.Context) error {
+		if change.Avatar != nil {
+			if err := s.ownAvatar(ctx, user, *change.Avatar); err != nil {
+				return err
+			}
+		}
+		var err error
+		if prof, err = s.people.UpdateProfile(ctx, user, change, s.now()); err != nil {
+			return err
+		}
+		s.publishProfile(ctx, prof)
+		return nil
+	})
 	if err != nil {
 		return chat.Profile{}, err
 	}
-	s.publish(ctx, chat.Event{Kind: chat.EventProfile, Users: []chat.UserID{user}, Profile: &prof})
 	return prof, nil
+}
+
+// publishProfile announces prof, just stored (EventProfile).
+func (s *Service) publishProfile(ctx context.Context, prof chat.Profile) {
+	s.publish(ctx, chat.Event{Kind: chat.EventProfile, Users: []chat.UserID{prof.User}, Profile: &prof})
 }
 
 // ownAvatar checks that id ("" clears the avatar) is the id of the

@@ -259,6 +259,27 @@ func (s *Service) write(ctx context.Context, fn func(ctx context.Context) error)
 	return err
 }
 
+// Settled reads the store's newest change position on the appender
+// goroutine and passes it to fn there. Every write of this node runs on
+// that goroutine and publishes its events before the next one starts, so
+// when fn runs, every change this node committed at or below the position
+// has had its events handed to the bus, and none that follows has
+// started: what fn publishes on the bus comes after them (a cluster node
+// publishes its watermark so). fn must not block. Settled returns
+// unavailable when the node is stopping or ctx ends before its turn, the
+// store's error, or fn's.
+func (s *Service) Settled(ctx context.Context, fn func(pos int64) error) error {
+	return s.write(ctx, func(wctx context.Context) error {
+		rctx, cancel := context.WithTimeout(wctx, 5*time.Second)
+		defer cancel()
+		pos, err := s.store.Position(rctx)
+		if err != nil {
+			return err
+		}
+		return fn(pos)
+	})
+}
+
 // Principal is an authenticated caller: a user on one session (device).
 type Principal struct {
 	User    chat.UserID

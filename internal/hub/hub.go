@@ -69,8 +69,8 @@ type Options struct {
 	// (clients save it and resume from it): a position such that this
 	// node has already handed every change at or below it to the hub.
 	// Nil means the event's own position, right when events arrive in
-	// position order (one node); a cluster node passes a cursor held back
-	// by the time events may take between nodes.
+	// position order (one node); a cluster node passes the lowest
+	// watermark of the cluster's nodes (see app/cursor.go).
 	Cursor func(e chat.Event) int64
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -32,11 +33,31 @@ type Options struct {
 	// while its handler runs) when the subscription has missed events:
 	// dropped > 0 events were dropped because its queue was full, or
 	// dropped == 0 when its connection was lost and re-established, so an
-	// unknown number of events never arrived, or when another node says
-	// (on <prefix>.control.lost, after its own reconnect) that events it
-	// published meanwhile were lost or will arrive late. It must not
-	// block; the node can tell its clients to sync.
+	// unknown number of events never arrived, when a publisher's sequence
+	// skipped numbers on the way (reported before the message that
+	// revealed the gap is handled), or when a node whose messages carry no
+	// sequence (an older release) says, on <prefix>.control.lost after its
+	// own reconnect, that events it published meanwhile were lost or will
+	// arrive late. It must not block; the node can tell its clients to
+	// sync.
 	OnLoss func(dropped int)
+	// OnWatermark, if set, is called from a subscription's goroutine, in
+	// order with its events, for every watermark a node publishes (see
+	// PublishWatermark): every event its publisher published before it
+	// has been handed to the subscription's handler, or reported lost.
+	// It must not block.
+	OnWatermark func(Watermark)
+}
+
+// Watermark is a node's promise about its own events: before this
+// watermark it published the event of every change it committed at or
+// below Pos. Final marks the last watermark of a node that stops cleanly:
+// it commits nothing more, so the others need not wait for it.
+type Watermark struct {
+	Node   int64  // the node id
+	Holder string // the holder of the node id's lease: which incarnation of Node
+	Pos    int64  // a change position
+	Final  bool
 }
 
 // Stats counts what a Bus did since New.
@@ -45,6 +66,7 @@ type Stats struct {
 	Delivered    int64 // events handed to subscription handlers
 	Dropped      int64 // events NATS dropped for full subscription queues
 	Reconnects   int64 // reconnects seen by subscriptions: events may have been lost
+	Gaps         int64 // skips in a publisher's sequence: messages lost between it and a subscription
 	DecodeErrors int64 // payloads that were not an event (ignored)
 	// Subscriptions is the number of live NATS subscriptions (one per
 	// Subscribe); with interest-based subscriptions it would be the gauge
@@ -61,13 +83,37 @@ type Bus struct {
 	queueSize int
 	log       *slog.Logger
 	onLoss    func(int)
+	onMark    func(Watermark)
 
 	// controlLost is the subject on which a node that was away from NATS
 	// tells the others that its events may be lost or late (payload: id).
 	controlLost string
-	id          string // this Bus's random id
+	// watermarks is the subject of the nodes' watermarks.
+	watermarks string
+	id         string // this Bus's random id: the publisher in every envelope
 
-	published, delivered, dropped, reconnects, decodeErrors, subscriptions atomic.Int64
+	// pubMu orders numbering and publishing, so that the numbers of this
+	// Bus's messages increase in the order NATS receives them.
+	pubMu  sync.Mutex
+	pubSeq uint64 // guarded by pubMu: the number of the last message published
+
+	published, delivered, dropped, reconnects, gaps, decodeErrors, subscriptions atomic.Int64
+}
+
+// envelope is how an event travels: chat.Event's fields plus the
+// publisher's id and the message's number in its sequence. Nodes that do
+// not know the two extra fields ignore them.
+type envelope struct {
+	Pub    string
+	PubSeq uint64
+	chat.Event
+}
+
+// markEnvelope is how a watermark travels.
+type markEnvelope struct {
+	Pub    string
+	PubSeq uint64
+	Watermark
 }
 
 var _ chat.Bus = (*Bus)(nil)
@@ -102,8 +148,8 @@ func New(nc *nats.Conn, opts Options) (*Bus, error) {
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	return &Bus{nc: nc, prefix: opts.Prefix, queueSize: opts.QueueSize, log: opts.Logger, onLoss: opts.OnLoss,
-		controlLost: opts.Prefix + ".control.lost", id: hex.EncodeToString(id[:])}, nil
+	return &Bus{nc: nc, prefix: opts.Prefix, queueSize: opts.QueueSize, log: opts.Logger, onLoss: opts.OnLoss, onMark: opts.OnWatermark,
+		controlLost: opts.Prefix + ".control.lost", watermarks: opts.Prefix + ".control.watermark", id: hex.EncodeToString(id[:])}, nil
 }
 
 // Stats returns the bus's counters.
@@ -113,6 +159,7 @@ func (b *Bus) Stats() Stats {
 		Delivered:     b.delivered.Load(),
 		Dropped:       b.dropped.Load(),
 		Reconnects:    b.reconnects.Load(),
+		Gaps:          b.gaps.Load(),
 		DecodeErrors:  b.decodeErrors.Load(),
 		Subscriptions: b.subscriptions.Load(),
 	}
@@ -135,7 +182,9 @@ func (b *Bus) subject(e chat.Event) (string, error) {
 // does not wait for a round trip). It does not wait for subscribers. It
 // returns ctx's error if ctx is done, an invalid_argument error for an
 // event with neither conversation nor user, and an unavailable error when
-// the connection is closed or its reconnect buffer is full.
+// the connection is closed or its reconnect buffer is full. An event that
+// could not be handed over still uses up its number, so that subscribers
+// see the gap when this Bus's next message arrives.
 func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("natsbus.Publish: %w", err)
@@ -148,11 +197,56 @@ func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 	if err != nil {
 		return fmt.Errorf("natsbus.Publish: encode %s event: %w", e.Kind, err)
 	}
-	if err := b.nc.Publish(subj, data); err != nil {
+	if err := b.send(subj, data, true); err != nil {
 		return chat.Unavailable("natsbus.Publish", err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// PublishWatermark publishes w on <prefix>.control.watermark, after every
+// event Publish has handed over before (same connection, same order). It
+// returns an unavailable error, and publishes nothing, while the
+// connection is not up: a watermark kept in nats.go's reconnect buffer
+// would follow events that were lost with the broken connection (their
+// receivers then see the gap in this Bus's sequence first).
+func (b *Bus) PublishWatermark(ctx context.Context, w Watermark) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("natsbus.PublishWatermark: %w", err)
+	}
+	if !b.nc.IsConnected() {
+		return chat.Unavailable("natsbus.PublishWatermark", errors.New("not connected to NATS"))
+	}
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("natsbus.PublishWatermark: %w", err)
+	}
+	if err := b.send(b.watermarks, data, false); err != nil {
+		return chat.Unavailable("natsbus.PublishWatermark", err)
+	}
+	return nil
+}
+
+// send numbers data (a JSON object) with this Bus's next sequence number
+// and hands it to the connection. A failure uses the number up when
+// consume is set (a lost event must show as a gap), and gives it back
+// otherwise.
+func (b *Bus) send(subj string, data []byte, consume bool) error {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	seq := b.pubSeq + 1
+	buf := make([]byte, 0, len(data)+len(b.id)+32)
+	buf = append(buf, `{"Pub":"`...)
+	buf = append(buf, b.id...)
+	buf = append(buf, `","PubSeq":`...)
+	buf = strconv.AppendUint(buf, seq, 10)
+	buf = append(buf, ',')
+	buf = append(buf, data[1:]...) // data is an object with at least one field
+	err := b.nc.Publish(subj, buf)
+	if err == nil || consume {
+		b.pubSeq = seq
+	}
+	return err
 }
 
 // Subscribe subscribes to every event of the cluster (<prefix>.>) and calls
@@ -196,7 +290,22 @@ type subscription struct {
 	once sync.Once
 	stop chan struct{}
 	done chan struct{} // closed when run has returned
+
+	// Owned by run's goroutine:
+	dropped int                   // NATS's drop count for sub, as last reported
+	pubs    map[string]*publisher // the sequence of each publisher heard from
 }
+
+// publisher is where one publisher's sequence stands at a subscription.
+type publisher struct {
+	seq  uint64
+	seen time.Time
+}
+
+// publisherIdle is how long a publisher that sent nothing is remembered;
+// nodes send watermarks several times a second, so one silent that long
+// is gone.
+const publisherIdle = 10 * time.Minute
 
 func (s *subscription) cancel() {
 	s.once.Do(func() { close(s.stop) })
@@ -211,8 +320,8 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 	}()
 	tick := time.NewTicker(lossCheckInterval)
 	defer tick.Stop()
+	s.pubs = make(map[string]*publisher)
 	var (
-		dropped       int
 		reconnects    = s.b.nc.Stats().Reconnects
 		decodeErrors  int64
 		lastDecodeErr error
@@ -224,35 +333,50 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 		case <-ctx.Done():
 			return
 		case m := <-s.ch:
-			if m.Subject == s.b.controlLost {
-				if string(m.Data) != s.b.id { // not our own notice
-					s.b.log.Warn("natsbus: another node's events may have been lost or delayed; clients must sync", "from", string(m.Data))
-					s.lost(0)
+			switch m.Subject {
+			case s.b.controlLost:
+				from := string(m.Data)
+				if _, numbered := s.pubs[from]; from == s.b.id || numbered {
+					// Not our own notice, and not from a publisher whose
+					// lost messages show as gaps in its sequence (its late
+					// ones are no loss: they arrive in order).
+					continue
 				}
-				continue
+				s.b.log.Warn("natsbus: another node's events may have been lost or delayed; clients must sync", "from", from)
+				s.lost(0)
+			case s.b.watermarks:
+				var w markEnvelope
+				if err := json.Unmarshal(m.Data, &w); err != nil {
+					decodeErrors++
+					lastDecodeErr = fmt.Errorf("subject %s: %w", m.Subject, err)
+					continue
+				}
+				s.sequence(w.Pub, w.PubSeq)
+				if s.b.onMark != nil {
+					s.b.onMark(w.Watermark)
+				}
+			default:
+				var e envelope
+				if err := json.Unmarshal(m.Data, &e); err != nil {
+					decodeErrors++
+					lastDecodeErr = fmt.Errorf("subject %s: %w", m.Subject, err)
+					continue
+				}
+				s.sequence(e.Pub, e.PubSeq)
+				handle(e.Event)
+				s.b.delivered.Add(1)
 			}
-			var e chat.Event
-			if err := json.Unmarshal(m.Data, &e); err != nil {
-				decodeErrors++
-				lastDecodeErr = fmt.Errorf("subject %s: %w", m.Subject, err)
-				continue
-			}
-			handle(e)
-			s.b.delivered.Add(1)
 		case <-tick.C:
 			if decodeErrors > 0 {
 				s.b.decodeErrors.Add(decodeErrors)
 				s.b.log.Warn("natsbus: ignored payloads that are not events", "count", decodeErrors, "err", lastDecodeErr)
 				decodeErrors = 0
 			}
-			if d, err := s.sub.Dropped(); err == nil && d > dropped {
-				n := d - dropped
-				dropped = d
-				s.b.dropped.Add(int64(n))
-				s.b.log.Warn("natsbus: subscriber too slow, NATS dropped events; clients must sync", "dropped", n)
-				s.lost(n)
-			}
-			if r := s.b.nc.Stats().Reconnects; r > reconnects {
+			s.checkDropped()
+			// nats.go counts every connection it opens while reconnecting,
+			// also those that fail before the handshake ends: a reconnect
+			// counts once the connection is up again, and only once.
+			if r := s.b.nc.Stats().Reconnects; r > reconnects && s.b.nc.IsConnected() {
 				reconnects = r
 				s.b.reconnects.Add(1)
 				s.b.log.Warn("natsbus: NATS connection was re-established; events published meanwhile are lost, clients must sync")
@@ -263,8 +387,59 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 					s.b.log.Warn("natsbus: cannot tell the other nodes about the reconnect", "err", err)
 				}
 			}
+			for id, p := range s.pubs {
+				if time.Since(p.seen) > publisherIdle {
+					delete(s.pubs, id)
+				}
+			}
 		}
 	}
+}
+
+// sequence checks the number of a message from publisher pub (zero for a
+// publisher that does not number its messages): when numbers were
+// skipped, messages were lost between pub and here, and the loss is
+// reported before the message is handled.
+func (s *subscription) sequence(pub string, seq uint64) {
+	if pub == "" || seq == 0 {
+		return
+	}
+	p := s.pubs[pub]
+	if p == nil {
+		s.pubs[pub] = &publisher{seq: seq, seen: time.Now()}
+		return
+	}
+	p.seen = time.Now()
+	if seq <= p.seq {
+		return // NATS does not repeat or reorder one connection's messages
+	}
+	skipped := seq - p.seq - 1
+	p.seq = seq
+	if skipped == 0 {
+		return
+	}
+	s.b.gaps.Add(1)
+	s.b.log.Warn("natsbus: a node's messages were lost on the way; clients must sync", "publisher", pub, "missing", skipped)
+	// Events NATS dropped here (a full queue) show as gaps too: report
+	// them now, with their count, rather than at the next check.
+	if !s.checkDropped() {
+		s.lost(0)
+	}
+}
+
+// checkDropped reports the events NATS dropped for the subscription since
+// the last report, if any, and says whether there were.
+func (s *subscription) checkDropped() bool {
+	d, err := s.sub.Dropped()
+	if err != nil || d <= s.dropped {
+		return false
+	}
+	n := d - s.dropped
+	s.dropped = d
+	s.b.dropped.Add(int64(n))
+	s.b.log.Warn("natsbus: subscriber too slow, NATS dropped events; clients must sync", "dropped", n)
+	s.lost(n)
+	return true
 }
 
 func (s *subscription) lost(n int) {

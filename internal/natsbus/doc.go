@@ -46,14 +46,38 @@
 // in publish order (NATS keeps the order of one connection's messages).
 // Events are lost when a subscriber's connection is down (those published
 // meanwhile never reach it), when the NATS server cuts a connection that
-// cannot keep up, or when a subscription's queue overflows (NATS drops the
-// newest). Each case is counted in Stats and reported to Options.OnLoss so
-// the node can tell its clients to sync; the Store stays the system of
-// record and clients catch up from their cursors. A node whose connection
-// came back also publishes its id on <prefix>.control.lost, since what it
-// published while away was dropped or is sent late, and every other node
-// treats that as a loss of its own. Publishing during a
-// reconnect is buffered by nats.go (its ReconnectBufSize) and sent late.
+// cannot keep up, when a subscription's queue overflows (NATS drops the
+// newest), or when a publisher's connection breaks (what it had written
+// to the dead socket is gone; what nats.go buffers meanwhile, up to its
+// ReconnectBufSize, is sent late, in order). Each case is counted in
+// Stats and reported to Options.OnLoss so the node can tell its clients
+// to sync; the Store stays the system of record and clients catch up from
+// their cursors.
+//
+// To see the last case, every message a Bus publishes carries the Bus's
+// random id and its number in the Bus's sequence (the fields Pub and
+// PubSeq next to the event's own; nodes that do not know them ignore
+// them). A subscription that receives a number above the next one
+// expected reports the gap before it hands the message on; an event that
+// nats.go refused (its reconnect buffer full) still uses up its number.
+// This needs subscriptions to <prefix>.> (all of a publisher's messages);
+// interest-based subscriptions would need a sequence per subject. A node
+// whose connection came back also publishes its id on
+// <prefix>.control.lost; the others treat that as a loss of their own
+// only if that node's messages carry no sequence (an older release):
+// otherwise its losses show as gaps, and its late events are no loss.
+//
+// # Watermarks
+//
+// A node publishes watermarks (PublishWatermark) on
+// <prefix>.control.watermark, on the connection of its events: "before
+// this, I published the event of every change I committed at or below
+// Pos". They reach Options.OnWatermark in order with the events, and a
+// gap before one is reported first, so a subscription that has handed on
+// a node's watermark has handed on all of that node's events below it,
+// or reported their loss. Watermarks are never buffered across a
+// reconnect. NodeWatch follows the node id leases, so that a node can
+// tell a node that is silent (its lease lives) from one that is gone.
 //
 // # Presence
 //

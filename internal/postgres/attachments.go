@@ -15,16 +15,19 @@ var _ chat.AttachmentStore = (*Store)(nil)
 
 // attachmentColumns are the columns scanAttachment reads.
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
-	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
+	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms, thumbnail_failed_at, thumbnail_error`
 
 func scanAttachment(row pgx.Row) (chat.Attachment, error) {
 	var a chat.Attachment
 	var parts string
 	var msg *int64
+	var failed *time.Time
 	if err := row.Scan(&a.ID, &a.Conv, &a.Uploader, &a.State, &a.Name, &a.Declared, &a.ContentType, &a.Size, &a.Received, &parts,
-		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &a.CreatedAt, &a.DurationMS); err != nil {
+		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &a.CreatedAt, &a.DurationMS,
+		&failed, &a.ThumbnailError); err != nil {
 		return chat.Attachment{}, err
 	}
+	a.ThumbnailFailedAt = fromNull(failed)
 	ps, err := chat.DecodeParts(parts)
 	if err != nil {
 		return chat.Attachment{}, fmt.Errorf("attachment %s: parts: %w", a.ID, err)
@@ -120,10 +123,30 @@ func (s *Store) FinishAttachment(ctx context.Context, done chat.Attachment) (cha
 func (s *Store) SetThumbnail(ctx context.Context, id chat.AttachmentID, key string) error {
 	const op = "postgres.SetThumbnail"
 	return s.write(ctx, op, "the attachment", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE attachments SET thumbnail_key = $1 WHERE id = $2 AND state = 'ready'`, key, string(id))
+		tag, err := tx.Exec(ctx, `UPDATE attachments SET thumbnail_key = $1, thumbnail_failed_at = NULL, thumbnail_error = ''
+			WHERE id = $2 AND state = 'ready'`, key, string(id))
 		if err == nil && tag.RowsAffected() == 0 {
 			return attachmentNotFound(op)
 		}
+		return err
+	})
+}
+
+// SetThumbnailFailed implements chat.AttachmentStore.
+func (s *Store) SetThumbnailFailed(ctx context.Context, id chat.AttachmentID, reason string, at time.Time) error {
+	const op = "postgres.SetThumbnailFailed"
+	return s.write(ctx, op, "the attachment", func(tx pgx.Tx) error {
+		a, err := lockAttachment(ctx, tx, op, id)
+		switch {
+		case err != nil:
+			return err
+		case a.State != chat.AttachmentReady:
+			return attachmentNotFound(op)
+		case a.ThumbnailKey != "":
+			return errUnchanged
+		}
+		_, err = tx.Exec(ctx, `UPDATE attachments SET thumbnail_failed_at = $1, thumbnail_error = $2 WHERE id = $3`,
+			ms(at), reason, string(id))
 		return err
 	})
 }
@@ -246,7 +269,8 @@ func (s *Store) ListGarbage(ctx context.Context, cutoff time.Time, limit int) ([
 func (s *Store) ListMissingThumbnails(ctx context.Context, limit int) ([]chat.Attachment, error) {
 	const op = "postgres.ListMissingThumbnails"
 	return s.queryAttachments(ctx, op, `SELECT `+attachmentColumns+` FROM attachments
-		WHERE state = 'ready' AND thumbnail_key = '' AND content_type LIKE 'image/%' ORDER BY created_at LIMIT $1`, max(limit, 1))
+		WHERE state = 'ready' AND thumbnail_key = '' AND thumbnail_failed_at IS NULL AND content_type LIKE 'image/%'
+		ORDER BY created_at LIMIT $1`, max(limit, 1))
 }
 
 // DeleteAttachment implements chat.AttachmentStore.

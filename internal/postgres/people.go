@@ -76,7 +76,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id chat.UserID, change chat.P
 	var p chat.Profile
 	err := s.write(ctx, op, "the profile", func(tx pgx.Tx) error {
 		var err error
-		if p, err = getProfile(ctx, tx, op, id, " FOR UPDATE OF u"); err != nil {
+		if p, err = lockProfile(ctx, tx, op, id); err != nil {
 			return err
 		}
 		if p.Deleted() {
@@ -294,7 +294,7 @@ func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHas
 	var sessions []chat.SessionID
 	err := s.write(ctx, op, "the account", func(tx pgx.Tx) error {
 		sessions = nil
-		p, err := getProfile(ctx, tx, op, user, " FOR UPDATE OF u")
+		p, err := lockProfile(ctx, tx, op, user)
 		if err != nil || p.Deleted() {
 			return err
 		}

@@ -181,6 +181,54 @@ func (s *Store) ListPushRecipients(ctx context.Context, conv chat.ConversationID
 	return out, nil
 }
 
+// GetPushDelivery implements chat.PushStore with one query: every part
+// is a primary-key lookup.
+func (s *Store) GetPushDelivery(ctx context.Context, user chat.UserID, id chat.PushSubscriptionID, conv chat.ConversationID,
+	msg chat.MessageID, now time.Time) (chat.PushDelivery, error) {
+	const op = "postgres.GetPushDelivery"
+	var (
+		d                                 chat.PushDelivery
+		level                             string
+		convKind, title, text, senderName *string
+		msgID, seq, sender                *int64
+		sent, edited, deleted             *time.Time
+	)
+	sub, err := scanPushSubscription(s.pool.QueryRow(ctx, `SELECT p.id, p.user_id, p.session_id, p.kind, p.endpoint, p.p256dh, p.auth, p.created_at, p.last_success,
+			coalesce(st.hide_text, false),
+			EXISTS (SELECT 1 FROM members WHERE conv_id = $2 AND user_id = p.user_id),
+			coalesce((SELECT level FROM notify_levels WHERE conv_id = $2 AND user_id = p.user_id), 'all'),
+			c.kind, c.title,
+			m.id, m.seq, m.sender_id, m.text, m.sent_at, m.edited_at, m.deleted_at, u.username
+		FROM push_subscriptions AS p
+		JOIN sessions AS se ON se.id = p.session_id AND se.revoked_at IS NULL AND se.expires_at > $1
+		LEFT JOIN push_settings AS st ON st.user_id = p.user_id
+		LEFT JOIN conversations AS c ON c.id = $2
+		LEFT JOIN messages AS m ON m.id = $3 AND m.conv_id = $2
+		LEFT JOIN users AS u ON u.id = m.sender_id
+		WHERE p.id = $4 AND p.user_id = $5`,
+		ms(now), int64(conv), int64(msg), int64(id), int64(user)),
+		&d.Settings.HideText, &d.Member, &level, &convKind, &title,
+		&msgID, &seq, &sender, &text, &sent, &edited, &deleted, &senderName)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return chat.PushDelivery{}, newError(op, chat.CodeNotFound, "push subscription not found")
+	}
+	if err != nil {
+		return chat.PushDelivery{}, classify(op, "the read", err)
+	}
+	d.Subscription, d.Level = sub, chat.NotifyLevel(level)
+	if convKind != nil {
+		d.ConvKind, d.Title = chat.Kind(*convKind), *title
+	}
+	if msgID != nil {
+		d.Message = &chat.Message{ID: chat.MessageID(*msgID), Conv: conv, Seq: *seq, Sender: chat.UserID(*sender),
+			Text: *text, SentAt: sent.UTC(), EditedAt: fromNull(edited), DeletedAt: fromNull(deleted)}
+		if senderName != nil {
+			d.SenderName = *senderName
+		}
+	}
+	return d, nil
+}
+
 // VAPIDKey implements chat.PushStore: the first node to call it stores
 // its candidate; every node gets the stored key.
 func (s *Store) VAPIDKey(ctx context.Context, candidate []byte) ([]byte, error) {

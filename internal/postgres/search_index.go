@@ -91,20 +91,50 @@ func (s *Store) UpdateSearchIndex(ctx context.Context, from, to int64, docs []ch
 	return true, nil
 }
 
-// searchSQL ranks the matches of tsquery $2 with ts_rank among the
-// documents of the conversations user $1 is a member of, optionally only
-// conversation $3 and documents at or below position $4, skipping $6 and
-// returning $5.
-const searchSQL = `SELECT ` + messageColumns + `, h.rank FROM (
-		SELECT s.message_id, ts_rank(s.terms, $2::tsquery)::float8 AS rank
-		FROM message_search s JOIN members me ON me.conv_id = s.conv_id AND me.user_id = $1
-		WHERE s.terms @@ $2::tsquery AND ($3::bigint = 0 OR s.conv_id = $3::bigint) AND ($4::bigint = 0 OR s.pos <= $4::bigint)
-	) AS h
-	JOIN messages m ON m.id = h.message_id` + withReactions + `
-	WHERE m.deleted_at IS NULL
-	ORDER BY h.rank DESC, m.id DESC LIMIT $5 OFFSET $6`
+// searchSQL ranks with ts_rank the newest $7 matches of tsquery $2 among
+// the documents of the conversations user $1 is a member of, optionally
+// only conversation $3 and documents at or below position $4, and returns
+// the page ($5 after skipping $6) of those whose message is not deleted,
+// best first, with the messages and their reactions.
+//
+// The candidates are chosen by message id (ids are time-ordered) before
+// anything is ranked, so a word found in a large share of all messages
+// costs $7 rankings, not one per match. For such a word PostgreSQL walks
+// message_search's primary key backwards, tests each document, and stops
+// at the $7th match; for a rarer one it takes the matches from the GIN
+// index (and message_search_by_conv, for one conversation) and keeps the
+// newest $7. The ranked candidates are sorted before the messages are
+// read (OFFSET 0 keeps the planner from merging h into the join), so the
+// deleted ones are skipped while reading in rank order, and only as many
+// messages are read as the page needs; reactions for the page only.
+const searchSQL = `SELECT ` + messageColumns + `, m.rank FROM (
+		SELECT msg.*, h.rank FROM (
+			SELECT c.message_id, ts_rank(c.terms, $2::tsquery)::float8 AS rank FROM (
+				SELECT s.message_id, s.terms FROM message_search s
+				WHERE s.terms @@ $2::tsquery
+					AND s.conv_id IN (SELECT me.conv_id FROM members me WHERE me.user_id = $1)
+					AND ($3::bigint = 0 OR s.conv_id = $3::bigint) AND ($4::bigint = 0 OR s.pos <= $4::bigint)
+				ORDER BY s.message_id DESC LIMIT $7
+			) AS c
+			ORDER BY rank DESC, c.message_id DESC OFFSET 0
+		) AS h JOIN messages msg ON msg.id = h.message_id
+		WHERE msg.deleted_at IS NULL
+		ORDER BY h.rank DESC, h.message_id DESC LIMIT $5 OFFSET $6
+	) AS m` + withReactions + `
+	ORDER BY m.rank DESC, m.id DESC`
+
+// searchCandidates is how many of the newest matches a search ranks (see
+// docs/protocol.md, "Message search").
+const searchCandidates = 5000
 
 // SearchMessages implements chat.SearchIndex: the terms are ANDed.
+//
+// The query runs as an unnamed statement (pgx.QueryExecModeExec), so
+// PostgreSQL plans it for its parameters every time. A prepared statement
+// switches to a generic plan after five runs, and a generic plan cannot
+// tell a common word from a rare one: it would find the newest matches of
+// one of them the slow way (all 100,000 matches of a word in a tenth of a
+// million messages, or a walk of the whole index for a rare word).
 func (s *Store) SearchMessages(ctx context.Context, q chat.SearchQuery) ([]chat.SearchHit, error) {
 	const op = "postgres.SearchMessages"
 	if len(q.Terms) == 0 {
@@ -115,7 +145,8 @@ func (s *Store) SearchMessages(ctx context.Context, q chat.SearchQuery) ([]chat.
 		lexemes[i] = quoteLexeme(t)
 	}
 	limit := min(max(q.Limit, 1), chat.MaxPageSize)
-	rows, err := s.pool.Query(ctx, searchSQL, int64(q.User), strings.Join(lexemes, " & "), int64(q.Conv), q.AsOf, limit, max(q.Offset, 0))
+	rows, err := s.pool.Query(ctx, searchSQL, pgx.QueryExecModeExec, int64(q.User), strings.Join(lexemes, " & "),
+		int64(q.Conv), q.AsOf, limit, max(q.Offset, 0), searchCandidates)
 	if err != nil {
 		return nil, classify(op, "the search", err)
 	}

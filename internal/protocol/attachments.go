@@ -11,7 +11,8 @@ import (
 // the bytes served, which for JPEG and PNG images are re-encoded without
 // metadata. Thumbnail says whether a thumbnail can be fetched; for an
 // image it turns true shortly after the upload (it is made in the
-// background).
+// background), unless ThumbnailFailed says that none will come: the
+// image's pixels cannot be decoded.
 type Attachment struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
@@ -22,6 +23,9 @@ type Attachment struct {
 	DurationMS  int64  `json:"duration_ms,omitempty"` // audio and video: playing time in milliseconds
 	SHA256      string `json:"sha256"`
 	Thumbnail   bool   `json:"thumbnail"`
+	// ThumbnailFailed is present (true) only for an image of which no
+	// thumbnail can be made.
+	ThumbnailFailed bool `json:"thumbnail_failed,omitempty"`
 }
 
 // Upload is an attachment as its uploader and the members who may see it
@@ -62,7 +66,8 @@ type AttachmentURLResponse struct {
 // FromAttachment converts an attachment as messages carry it.
 func FromAttachment(a chat.Attachment) Attachment {
 	return Attachment{ID: string(a.ID), Name: a.Name, ContentType: a.ContentType, Size: a.Size, Width: a.Width, Height: a.Height,
-		DurationMS: a.DurationMS, SHA256: a.SHA256, Thumbnail: a.ThumbnailKey != ""}
+		DurationMS: a.DurationMS, SHA256: a.SHA256, Thumbnail: a.ThumbnailKey != "",
+		ThumbnailFailed: a.ThumbnailKey == "" && !a.ThumbnailFailedAt.IsZero()}
 }
 
 // FromUpload converts an attachment with its upload state.

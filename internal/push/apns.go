@@ -131,7 +131,7 @@ func (a *APNs) Send(ctx context.Context, sub chat.PushSubscription, p Payload) e
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.opts.URL+"/3/device/"+url.PathEscape(sub.Endpoint), bytes.NewReader(body))
 	if err != nil {
-		return err
+		return withoutURL("apns", err)
 	}
 	req.Header.Set("authorization", "bearer "+token)
 	req.Header.Set("apns-topic", a.opts.Topic)
@@ -142,7 +142,7 @@ func (a *APNs) Send(ctx context.Context, sub chat.PushSubscription, p Payload) e
 	req.Header.Set("content-type", "application/json")
 	res, err := a.opts.Client.Do(req)
 	if err != nil {
-		return retryable(nil, err)
+		return retryable(nil, withoutURL("apns", err))
 	}
 	defer res.Body.Close()
 	var answer struct {

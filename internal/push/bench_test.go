@@ -111,9 +111,10 @@ func BenchmarkWebPush_Send(b *testing.B) {
 // BenchmarkDispatcher_WebPush measures the whole path of a notification:
 // each of b.N messages in a group goes to the Dispatcher, which plans it
 // (members, presence, levels and subscriptions from a real SQLite store)
-// and delivers one Web Push notification per away member (real RFC 8291
-// encryption and VAPID signing) to a local push service that accepts
-// them. The result is notifications/s: b.N × recipients over the time
+// and queues one delivery per away member; each delivery reads its
+// subscription, the member's standing and the message from the store and
+// sends one Web Push notification (real RFC 8291 encryption and VAPID
+// signing) to a local push service that accepts them. The result is notifications/s: b.N × recipients over the time
 // until the last one was accepted. Messages are fed only as fast as the
 // delivery queue drains, so nothing is dropped.
 func BenchmarkDispatcher_WebPush(b *testing.B) {
@@ -176,16 +177,14 @@ func benchDispatcher(b *testing.B, recipients int) {
 			}
 		}
 	}
-	ids := chattest.NewIDs()
+	// Deliveries read their message from the store: store them first.
+	msgs := appendMessages(b, store, convs, sender, b.N)
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
 		// Keep at most one message's worth of room free in the queue.
 		waitSent(int64(i*recipients - (benchQueue - recipients)))
-		id := chat.MessageID(1<<40 + ids.NextID())
-		conv := convs[i%len(convs)]
-		msg := chat.Message{ID: id, Conv: conv, Seq: int64(i/len(convs) + 1), Sender: sender, Text: "Shall we meet at the station at ten? Bring the tickets.", SentAt: time.Now()}
-		d.Notify(chat.Event{Kind: chat.EventMessage, Conv: conv, Message: &msg})
+		d.Notify(chat.Event{Kind: chat.EventMessage, Conv: msgs[i].Conv, Message: &msgs[i]})
 	}
 	waitSent(int64(b.N * recipients))
 	elapsed := time.Since(start)
@@ -194,6 +193,33 @@ func benchDispatcher(b *testing.B, recipients int) {
 		b.Fatalf("%d notifications were not delivered", bad.Load())
 	}
 	b.ReportMetric(float64(b.N*recipients)/elapsed.Seconds(), "notifications/s")
+}
+
+// appendMessages stores n messages of sender, to convs in turn, in
+// batches (one commit each), and returns them in order.
+func appendMessages(b *testing.B, s *sqlite.Store, convs []chat.ConversationID, sender chat.UserID, n int) []chat.Message {
+	b.Helper()
+	ids := chattest.NewIDs()
+	out := make([]chat.Message, 0, n)
+	for len(out) < n {
+		drafts := make([]chat.Draft, min(500, n-len(out)))
+		for i := range drafts {
+			id := chat.MessageID(1<<40 + ids.NextID())
+			drafts[i] = chat.Draft{ID: id, Conv: convs[(len(out)+i)%len(convs)], Sender: sender, ClientID: id.String(),
+				Text: "Shall we meet at the station at ten? Bring the tickets.", SentAt: time.Now()}
+		}
+		res, err := s.AppendMessages(b.Context(), drafts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+			out = append(out, r.Message)
+		}
+	}
+	return out
 }
 
 // benchConvs is how many groups of the same members the messages go to,

@@ -42,9 +42,11 @@ type Options struct {
 	Now        func() time.Time // nil means time.Now
 	Logger     *slog.Logger     // nil means discard
 	// Observe, if set, counts outcomes (for metrics): per kind "sent",
-	// "gone", "retry", "failed", "unconfigured", "dropped" (the delivery
-	// could not be queued); and with kind "" the messages "dropped"
-	// because the queue was full.
+	// "gone" (the push service or the store no longer knows the
+	// subscription), "skipped" (at delivery the user had left or muted
+	// the conversation, or the message was deleted), "retry", "failed",
+	// "unconfigured", "dropped" (the delivery could not be queued); and
+	// with kind "" the messages "dropped" because the queue was full.
 	Observe func(kind chat.PushKind, result string)
 }
 
@@ -109,10 +111,59 @@ func (d *Dispatcher) anySubscriptions(ctx context.Context) bool {
 // its payload is a JSON delivery.
 const JobDeliver = "push"
 
-// delivery is one notification to one subscription, as queued.
+// delivery is one notification to one subscription, as queued: ids and
+// planning facts only, never keys, tokens, endpoints, names or text.
+// Queues and dead letters (kept for days in cluster mode) are readable by
+// whoever operates NATS; the worker reads the rest from the store when it
+// delivers (GetPushDelivery). Ids are decimal strings, as on the wire, so
+// that tools reading dead letters as JSON keep them exact.
 type delivery struct {
-	Sub     chat.PushSubscription `json:"sub"`
-	Payload Payload               `json:"payload"`
+	Sub      chat.PushSubscriptionID `json:"subscription,string"`
+	Kind     chat.PushKind           `json:"kind"` // the subscription's, for counting outcomes when it is gone
+	User     chat.UserID             `json:"user,string"`
+	Conv     chat.ConversationID     `json:"conv,string"`
+	Message  chat.MessageID          `json:"message,string"` // the newest message the notification stands for
+	Count    int                     `json:"count"`          // how many it stands for (more than 1 after collapsing)
+	HideText bool                    `json:"hide_text,omitempty"`
+}
+
+// legacyDelivery is the queued form before deliveries held only ids: it
+// carried the whole subscription and the finished payload. Such jobs are
+// delivered by their ids alone, like new ones, so that an upgrade loses
+// none; their keys and text are ignored.
+type legacyDelivery struct {
+	Sub *struct {
+		ID   chat.PushSubscriptionID
+		User chat.UserID
+		Kind chat.PushKind
+	} `json:"sub"`
+	Payload struct {
+		Conv      string `json:"conv"`
+		Body      string `json:"body"`
+		Count     int    `json:"count"`
+		MessageID string `json:"message_id"`
+	} `json:"payload"`
+}
+
+// decodeDelivery parses a JobDeliver payload, new or legacy.
+func decodeDelivery(payload []byte) (delivery, error) {
+	var dl delivery
+	if err := json.Unmarshal(payload, &dl); err != nil {
+		return delivery{}, fmt.Errorf("push: a delivery job that is not JSON: %w", err)
+	}
+	if dl.Sub == 0 {
+		var old legacyDelivery
+		if err := json.Unmarshal(payload, &old); err == nil && old.Sub != nil {
+			conv, _ := chat.ParseID("conv", old.Payload.Conv)
+			msg, _ := chat.ParseID("message_id", old.Payload.MessageID)
+			dl = delivery{Sub: old.Sub.ID, Kind: old.Sub.Kind, User: old.Sub.User, Conv: chat.ConversationID(conv),
+				Message: chat.MessageID(msg), Count: old.Payload.Count, HideText: old.Payload.Body == ""}
+		}
+	}
+	if dl.Sub <= 0 || dl.User <= 0 || dl.Conv <= 0 || dl.Message <= 0 || dl.Count < 1 {
+		return delivery{}, errors.New("push: a delivery job without subscription, user, conv, message and count")
+	}
+	return dl, nil
 }
 
 // New returns a Dispatcher.
@@ -165,14 +216,14 @@ func New(opts Options) *Dispatcher {
 	return d
 }
 
-// Notify queues e for notification if it is a new message. It never
-// blocks: when the queue is full the message is dropped (counted as
-// "dropped"). Call it after the message is durably stored, on the node
-// that stored it, so that exactly one node notifies.
 // successRecordInterval is how stale a subscription's LastSuccess may get
 // before a delivery records it again.
 const successRecordInterval = 10 * time.Minute
 
+// Notify queues e for notification if it is a new message. It never
+// blocks: when the queue is full the message is dropped (counted as
+// "dropped"). Call it after the message is durably stored, on the node
+// that stored it, so that exactly one node notifies.
 func (d *Dispatcher) Notify(e chat.Event) {
 	if e.Kind != chat.EventMessage || e.Message == nil {
 		return
@@ -243,22 +294,14 @@ func (d *Dispatcher) plan(ctx context.Context, m chat.Message) error {
 	if err != nil {
 		return err
 	}
-	var text *message
 	now := d.opts.Now()
 	for _, r := range recipients {
 		if r.Level == chat.NotifyNone || r.Level == chat.NotifyMentions && !slices.Contains(m.Mentions, r.User) {
 			continue
 		}
-		count, send := d.windows.admit(r.User, m, now)
-		if !send {
-			continue
+		if count, send := d.windows.admit(r.User, m, now); send {
+			d.send(ctx, r, m, count)
 		}
-		if text == nil {
-			if text, err = d.describe(ctx, m); err != nil {
-				return err
-			}
-		}
-		d.send(ctx, r, text.payload(count, r.Settings.HideText))
 	}
 	return nil
 }
@@ -296,24 +339,20 @@ func (d *Dispatcher) flush(ctx context.Context) {
 			continue
 		}
 		for _, r := range recipients {
-			if r.Level == chat.NotifyNone {
-				continue
+			if r.Level != chat.NotifyNone {
+				d.send(ctx, r, s.last, s.count)
 			}
-			text, err := d.describe(ctx, s.last)
-			if err != nil {
-				d.log.Warn("push: cannot plan a summary", "user", s.user, "conv", s.last.Conv, "err", err)
-				continue
-			}
-			d.send(ctx, r, text.payload(s.count, r.Settings.HideText))
 		}
 	}
 }
 
-// send queues one delivery per subscription of r. A delivery that
-// cannot be queued is counted as "dropped".
-func (d *Dispatcher) send(ctx context.Context, r chat.PushRecipient, p Payload) {
+// send queues one delivery per subscription of r, of a notification
+// about m standing for count messages. A delivery that cannot be queued
+// is counted as "dropped".
+func (d *Dispatcher) send(ctx context.Context, r chat.PushRecipient, m chat.Message, count int) {
 	for _, sub := range r.Subscriptions {
-		body, err := json.Marshal(delivery{Sub: sub, Payload: p})
+		body, err := json.Marshal(delivery{Sub: sub.ID, Kind: sub.Kind, User: r.User, Conv: m.Conv, Message: m.ID,
+			Count: count, HideText: r.Settings.HideText})
 		if err == nil {
 			qctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 			err = d.jobs.Enqueue(qctx, JobDeliver, body)
@@ -332,90 +371,106 @@ func (d *Dispatcher) send(ctx context.Context, r chat.PushRecipient, p Payload) 
 const enqueueTimeout = 5 * time.Second
 
 // deliverJob is the JobDeliver handler: one attempt, whose outcome it
-// counts. It returns an error (so the job is retried or dead-lettered)
-// only for a failure worth another attempt or a permanent one.
+// counts. It reads the subscription, the user's standing in the
+// conversation and the message from the store first, so that a
+// notification never reaches a device its user no longer owns, a user
+// who left or muted the conversation, or shows text deleted since. It
+// returns an error (so the job is retried or dead-lettered) only for a
+// failure worth another attempt or a permanent one.
 func (d *Dispatcher) deliverJob(ctx context.Context, payload []byte) error {
-	var dl delivery
-	if err := json.Unmarshal(payload, &dl); err != nil {
-		return jobs.Permanent(fmt.Errorf("push: a delivery job that is not JSON: %w", err))
+	dl, err := decodeDelivery(payload)
+	if err != nil {
+		return jobs.Permanent(err)
 	}
-	attempt, of := jobs.Attempt(ctx)
-	kind := dl.Sub.Kind
-	sender, ok := d.opts.Senders[kind]
+	fresh, err := d.opts.Push.GetPushDelivery(ctx, dl.User, dl.Sub, dl.Conv, dl.Message, d.opts.Now())
+	if chat.IsCode(err, chat.CodeNotFound) {
+		d.opts.Observe(dl.Kind, "gone") // deleted, moved to another account, or its session ended
+		return nil
+	}
+	if err != nil {
+		return d.failed(ctx, dl, &RetryError{Err: err})
+	}
+	sub := fresh.Subscription
+	p, ok := compose(dl, fresh)
 	if !ok {
-		d.opts.Observe(kind, "unconfigured")
+		d.opts.Observe(sub.Kind, "skipped")
+		return nil
+	}
+	sender, ok := d.opts.Senders[sub.Kind]
+	if !ok {
+		d.opts.Observe(sub.Kind, "unconfigured")
 		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, d.opts.SendTimeout)
-	err := sender.Send(sctx, dl.Sub, dl.Payload)
+	err = sender.Send(sctx, sub, p)
 	cancel()
-	var re *RetryError
 	switch {
 	case err == nil:
-		d.opts.Observe(kind, "sent")
+		d.opts.Observe(sub.Kind, "sent")
 		// LastSuccess is for people and monitoring, not exact: writing it
 		// (a durable commit) on every delivery capped throughput, so it is
 		// written when it is older than successRecordInterval.
-		if now := d.opts.Now(); now.Sub(dl.Sub.LastSuccess) >= successRecordInterval {
-			if err := d.opts.Push.MarkPushSuccess(ctx, dl.Sub.ID, now); err != nil && ctx.Err() == nil {
-				d.log.Warn("push: cannot record a delivery", "user", dl.Sub.User, "err", err)
+		if now := d.opts.Now(); now.Sub(sub.LastSuccess) >= successRecordInterval {
+			if err := d.opts.Push.MarkPushSuccess(ctx, sub.ID, now); err != nil && ctx.Err() == nil {
+				d.log.Warn("push: cannot record a delivery", "user", sub.User, "err", err)
 			}
 		}
 		return nil
 	case errors.Is(err, ErrGone):
-		d.opts.Observe(kind, "gone")
-		err := d.opts.Push.DeletePushSubscription(ctx, dl.Sub.User, dl.Sub.ID)
+		d.opts.Observe(sub.Kind, "gone")
+		err := d.opts.Push.DeletePushSubscription(ctx, sub.User, sub.ID)
 		if err != nil && !chat.IsCode(err, chat.CodeNotFound) && ctx.Err() == nil {
-			d.log.Warn("push: cannot delete a gone subscription", "user", dl.Sub.User, "err", err)
+			d.log.Warn("push: cannot delete a gone subscription", "user", sub.User, "err", err)
 		} else {
-			d.log.Info("push: subscription gone; deleted", "user", dl.Sub.User, "kind", kind)
+			d.log.Info("push: subscription gone; deleted", "user", sub.User, "kind", sub.Kind)
 		}
 		return nil
+	}
+	return d.failed(ctx, dl, err)
+}
+
+// failed counts and returns a failed attempt: retried while attempts are
+// left and err is a RetryError, dead-lettered otherwise.
+func (d *Dispatcher) failed(ctx context.Context, dl delivery, err error) error {
+	attempt, of := jobs.Attempt(ctx)
+	var re *RetryError
+	switch {
 	case ctx.Err() != nil:
 		return err // stopping; the runner decides
 	case errors.As(err, &re) && attempt < of:
-		d.opts.Observe(kind, "retry")
+		d.opts.Observe(dl.Kind, "retry")
 		return jobs.RetryAfter(re.After, err)
-	default:
-		d.opts.Observe(kind, "failed")
-		d.log.Warn("push: notification dropped", "user", dl.Sub.User, "kind", kind, "attempts", attempt, "err", err)
-		return jobs.Permanent(err)
 	}
+	d.opts.Observe(dl.Kind, "failed")
+	d.log.Warn("push: notification dropped", "user", dl.User, "kind", dl.Kind, "attempts", attempt, "err", err)
+	return jobs.Permanent(err)
 }
 
-// message is what a notification about one message says, before the
-// count and privacy are applied.
-type message struct {
-	conv, id    string
-	title, body string
-}
-
-func (d *Dispatcher) describe(ctx context.Context, m chat.Message) (*message, error) {
-	conv, err := d.opts.Store.GetConversation(ctx, m.Conv)
-	if err != nil {
-		return nil, err
+// compose is the notification dl stands for, as fresh says things are
+// now; ok is false when none should go: the user is no longer a member or
+// muted the conversation, or the one message it is about was deleted (a
+// notification standing for several still goes, without text). A level
+// changed to mentions since planning does not recall it.
+func compose(dl delivery, fresh chat.PushDelivery) (p Payload, ok bool) {
+	m := fresh.Message
+	if !fresh.Member || fresh.Level == chat.NotifyNone || m == nil || !m.DeletedAt.IsZero() && dl.Count <= 1 {
+		return Payload{}, false
 	}
-	sender, err := d.opts.Store.GetUser(ctx, m.Sender)
-	if err != nil {
-		return nil, err
+	p = Payload{Conv: dl.Conv.String(), Title: fresh.SenderName, Count: dl.Count, MessageID: m.ID.String()}
+	showText := !dl.HideText && !fresh.Settings.HideText && m.DeletedAt.IsZero()
+	if showText {
+		p.Body = truncate(m.Text, maxBodyBytes)
 	}
-	out := &message{conv: m.Conv.String(), id: m.ID.String(), title: sender.Username, body: truncate(m.Text, maxBodyBytes)}
-	if conv.Kind == chat.KindGroup {
-		out.title = conv.Title
-		if out.title == "" {
-			out.title = "Group"
+	if fresh.ConvKind == chat.KindGroup {
+		p.Title = fresh.Title
+		if p.Title == "" {
+			p.Title = "Group"
 		}
-		out.body = sender.Username + ": " + out.body
+		if showText {
+			p.Body = fresh.SenderName + ": " + p.Body
+		}
 	}
-	return out, nil
-}
-
-func (m *message) payload(count int, hideText bool) Payload {
-	p := Payload{Conv: m.conv, Title: m.title, Body: m.body, Count: count, MessageID: m.id}
-	if hideText {
-		p.Body = ""
-	}
-	return p
+	return p, true
 }
 
 // truncate cuts s to at most n bytes at a rune boundary, marking the cut.

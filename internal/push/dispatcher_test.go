@@ -61,6 +61,7 @@ type fixture struct {
 	other chat.Conversation // a second group of ann and bob
 	ann   chat.User
 	bob   chat.User
+	sess  chat.SessionID // bob's
 	sub   chat.PushSubscription
 	ids   *chattest.IDs
 }
@@ -79,6 +80,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := s.CreateSession(t.Context(), sess, "h"); err != nil {
 		t.Fatal(err)
 	}
+	f.sess = sess.ID
 	f.conv = chattest.MustCreateGroup(t, s, f.ids, f.ann.ID, f.bob.ID)
 	f.other = chattest.MustCreateGroup(t, s, f.ids, f.ann.ID, f.bob.ID)
 	f.sub, err = s.CreatePushSubscription(t.Context(), chat.PushSubscription{

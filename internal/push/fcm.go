@@ -98,7 +98,7 @@ func (f *FCM) Send(ctx context.Context, sub chat.PushSubscription, p Payload) er
 	req.Header.Set("Content-Type", "application/json")
 	res, err := f.opts.Client.Do(req)
 	if err != nil {
-		return retryable(nil, err)
+		return retryable(nil, withoutURL("fcm", err))
 	}
 	defer res.Body.Close()
 	var answer struct {

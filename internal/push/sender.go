@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -49,6 +50,18 @@ func statusError(service string, res *http.Response, reason string) error {
 		return fmt.Errorf("%s answered %d (%s)", service, res.StatusCode, reason)
 	}
 	return fmt.Errorf("%s answered %d", service, res.StatusCode)
+}
+
+// withoutURL describes a request that failed before an answer without
+// the request's URL: a Web Push endpoint is a capability (whoever knows it
+// can push to the device) and an APNs URL ends with the device token, and
+// this error reaches logs and dead letters. The cause stays wrapped.
+func withoutURL(service string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %s request: %w", service, ue.Op, ue.Err)
+	}
+	return fmt.Errorf("%s: %w", service, err)
 }
 
 // retryable wraps err as a RetryError, honouring a Retry-After header in

@@ -240,7 +240,7 @@ func (w *WebPush) Send(ctx context.Context, sub chat.PushSubscription, p Payload
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.Endpoint, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return withoutURL("webpush", err)
 	}
 	req.Header.Set("Authorization", authz)
 	req.Header.Set("Content-Encoding", "aes128gcm")
@@ -251,7 +251,7 @@ func (w *WebPush) Send(ctx context.Context, sub chat.PushSubscription, p Payload
 	req.Header.Set("Topic", "c"+p.Conv)
 	res, err := w.opts.Client.Do(req)
 	if err != nil {
-		return retryable(nil, err)
+		return retryable(nil, withoutURL("webpush", err))
 	}
 	defer res.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))

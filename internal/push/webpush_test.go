@@ -216,6 +216,30 @@ func TestWebPush_Send(t *testing.T) {
 	}
 }
 
+// A failed request's error reaches logs and dead letters: it must not
+// carry the endpoint, which lets whoever knows it push to the device.
+func TestWebPush_Send_ErrorsHideTheEndpoint(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close() // no answer at all
+		}
+	}))
+	defer srv.Close()
+	raw, _ := NewVAPIDKey()
+	v, _ := NewVAPID(raw, "mailto:ops@example.org")
+	b := newBrowser(t)
+	wp := NewWebPush(v, WebPushOptions{Client: NewClient(true)})
+	sub := chat.PushSubscription{Kind: chat.PushWebPush, Endpoint: srv.URL + "/send/capability-7f3a9c", P256dh: b.key.PublicKey().Bytes(), Auth: b.auth}
+	err := wp.Send(t.Context(), sub, Payload{Conv: "42", Title: "ann", Count: 1, MessageID: "7"})
+	if _, retry := errors.AsType[*RetryError](err); !retry {
+		t.Fatalf("a connection closed without an answer gave %v; want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), "capability-7f3a9c") {
+		t.Fatalf("the error names the endpoint: %v", err)
+	}
+}
+
 func TestNewClient_RefusesPrivateAddresses(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) }))
 	defer srv.Close()

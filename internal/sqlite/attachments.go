@@ -14,17 +14,19 @@ var _ chat.AttachmentStore = (*Store)(nil)
 
 // attachmentColumns are the columns scanAttachment reads.
 const attachmentColumns = `id, conv_id, uploader_id, state, name, declared_type, content_type, size, received, parts,
-	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms`
+	sha256, width, height, content_key, thumbnail_key, msg_id, idx, created_at, duration_ms, thumbnail_failed_at, thumbnail_error`
 
 func scanAttachment(row scanner) (chat.Attachment, error) {
 	var a chat.Attachment
 	var parts string
-	var msg sql.NullInt64
+	var msg, failed sql.NullInt64
 	var created int64
 	if err := row.Scan(&a.ID, &a.Conv, &a.Uploader, &a.State, &a.Name, &a.Declared, &a.ContentType, &a.Size, &a.Received, &parts,
-		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &created, &a.DurationMS); err != nil {
+		&a.SHA256, &a.Width, &a.Height, &a.ContentKey, &a.ThumbnailKey, &msg, &a.Index, &created, &a.DurationMS,
+		&failed, &a.ThumbnailError); err != nil {
 		return chat.Attachment{}, err
 	}
+	a.ThumbnailFailedAt = fromNullMS(failed)
 	ps, err := chat.DecodeParts(parts)
 	if err != nil {
 		return chat.Attachment{}, fmt.Errorf("attachment %s: parts: %w", a.ID, err)
@@ -132,7 +134,8 @@ func (s *Store) FinishAttachment(ctx context.Context, done chat.Attachment) (cha
 // SetThumbnail implements chat.AttachmentStore.
 func (s *Store) SetThumbnail(ctx context.Context, id chat.AttachmentID, key string) error {
 	const op = "sqlite.SetThumbnail"
-	res, err := s.w.ExecContext(ctx, `UPDATE attachments SET thumbnail_key = ? WHERE id = ? AND state = 'ready'`, key, string(id))
+	res, err := s.w.ExecContext(ctx, `UPDATE attachments SET thumbnail_key = ?, thumbnail_failed_at = NULL, thumbnail_error = ''
+		WHERE id = ? AND state = 'ready'`, key, string(id))
 	if err != nil {
 		return chat.Unavailable(op, err)
 	}
@@ -140,6 +143,25 @@ func (s *Store) SetThumbnail(ctx context.Context, id chat.AttachmentID, key stri
 		return attachmentNotFound(op)
 	}
 	return nil
+}
+
+// SetThumbnailFailed implements chat.AttachmentStore.
+func (s *Store) SetThumbnailFailed(ctx context.Context, id chat.AttachmentID, reason string, at time.Time) error {
+	const op = "sqlite.SetThumbnailFailed"
+	return s.inTx(ctx, op, "the attachment", func(tx *sql.Tx) error {
+		a, err := getAttachment(ctx, tx, op, id)
+		switch {
+		case err != nil:
+			return err
+		case a.State != chat.AttachmentReady:
+			return attachmentNotFound(op)
+		case a.ThumbnailKey != "":
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE attachments SET thumbnail_failed_at = ?, thumbnail_error = ? WHERE id = ?`,
+			ms(at), reason, string(id))
+		return err
+	})
 }
 
 // ClaimAttachments implements chat.AttachmentStore in one transaction.
@@ -268,7 +290,8 @@ func (s *Store) ListGarbage(ctx context.Context, cutoff time.Time, limit int) ([
 func (s *Store) ListMissingThumbnails(ctx context.Context, limit int) ([]chat.Attachment, error) {
 	const op = "sqlite.ListMissingThumbnails"
 	rows, err := s.r.QueryContext(ctx, `SELECT `+attachmentColumns+` FROM attachments
-		WHERE state = 'ready' AND thumbnail_key = '' AND content_type LIKE 'image/%' ORDER BY created_at LIMIT ?`, max(limit, 1))
+		WHERE state = 'ready' AND thumbnail_key = '' AND thumbnail_failed_at IS NULL AND content_type LIKE 'image/%'
+		ORDER BY created_at LIMIT ?`, max(limit, 1))
 	if err != nil {
 		return nil, chat.Unavailable(op, err)
 	}

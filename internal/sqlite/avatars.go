@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/natter-chat/natter/internal/chat"
 )
@@ -36,16 +37,24 @@ func getAvatar(ctx context.Context, q querier, op string, user chat.UserID) (cha
 	return a, nil
 }
 
-// PutAvatar implements chat.AvatarStore.
-func (s *Store) PutAvatar(ctx context.Context, a chat.Avatar) (chat.Avatar, bool, error) {
+// PutAvatar implements chat.AvatarStore: the avatar row and the
+// profile's avatar change in one transaction (the store's one writer
+// makes puts and deletes take turns).
+func (s *Store) PutAvatar(ctx context.Context, a chat.Avatar) (chat.AvatarChange, error) {
 	const op = "sqlite.PutAvatar"
-	var old chat.Avatar
-	replaced := false
+	var ch chat.AvatarChange
 	err := s.inTx(ctx, op, "the avatar", func(tx *sql.Tx) error {
+		p, err := getProfile(ctx, tx, op, a.User)
+		if err != nil {
+			return err
+		}
+		if p.Deleted() {
+			return newError(op, chat.CodeNotFound, "user not found")
+		}
 		prev, err := getAvatar(ctx, tx, op, a.User)
 		switch {
 		case err == nil:
-			old, replaced = prev, true
+			ch.Old = &prev
 		case !chat.IsCode(err, chat.CodeNotFound):
 			return err
 		}
@@ -56,12 +65,28 @@ func (s *Store) PutAvatar(ctx context.Context, a chat.Avatar) (chat.Avatar, bool
 				thumbnail_sha256 = excluded.thumbnail_sha256, created_at = excluded.created_at`,
 			a.ID, int64(a.User), a.ContentType, a.Size, a.SHA256, a.Side, a.ContentKey,
 			a.ThumbnailKey, a.ThumbnailSize, a.ThumbnailSHA256, ms(a.CreatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		if err := wearAvatar(ctx, tx, a.User, a.ID, a.CreatedAt); err != nil {
+			return err
+		}
+		p.Avatar, p.UpdatedAt = a.ID, fromMS(ms(a.CreatedAt))
+		ch.Profile, ch.ProfileChanged = p, true
+		return nil
 	})
 	if err != nil {
-		return chat.Avatar{}, false, err
+		return chat.AvatarChange{}, err
 	}
-	return old, replaced, nil
+	return ch, nil
+}
+
+// wearAvatar sets the avatar user's profile wears ("" for none), creating
+// the profile row if the user never changed their profile.
+func wearAvatar(ctx context.Context, tx *sql.Tx, user chat.UserID, id string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO profiles (user_id, avatar, updated_at) VALUES (?1, nullif(?2, ''), ?3)
+		ON CONFLICT (user_id) DO UPDATE SET avatar = nullif(?2, ''), updated_at = ?3`, int64(user), id, ms(at))
+	return err
 }
 
 // GetAvatar implements chat.AvatarStore.
@@ -69,17 +94,36 @@ func (s *Store) GetAvatar(ctx context.Context, user chat.UserID) (chat.Avatar, e
 	return getAvatar(ctx, s.r, "sqlite.GetAvatar", user)
 }
 
-// DeleteAvatar implements chat.AvatarStore.
-func (s *Store) DeleteAvatar(ctx context.Context, user chat.UserID) (chat.Avatar, error) {
+// DeleteAvatar implements chat.AvatarStore in one transaction.
+func (s *Store) DeleteAvatar(ctx context.Context, user chat.UserID, at time.Time) (chat.AvatarChange, error) {
 	const op = "sqlite.DeleteAvatar"
-	a, err := scanAvatar(s.w.QueryRowContext(ctx, `DELETE FROM avatars WHERE user_id = ? RETURNING `+avatarColumns, int64(user)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return chat.Avatar{}, newError(op, chat.CodeNotFound, "this user has no avatar")
-	}
+	var ch chat.AvatarChange
+	err := s.inTx(ctx, op, "the avatar", func(tx *sql.Tx) error {
+		p, err := getProfile(ctx, tx, op, user)
+		if err != nil {
+			return err
+		}
+		old, err := scanAvatar(tx.QueryRowContext(ctx, `DELETE FROM avatars WHERE user_id = ? RETURNING `+avatarColumns, int64(user)))
+		switch {
+		case err == nil:
+			ch.Old = &old
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if p.Avatar != "" && !p.Deleted() {
+			if err := wearAvatar(ctx, tx, user, "", at); err != nil {
+				return err
+			}
+			p.Avatar, p.UpdatedAt = "", fromMS(ms(at))
+			ch.ProfileChanged = true
+		}
+		ch.Profile = p
+		return nil
+	})
 	if err != nil {
-		return chat.Avatar{}, chat.Unavailable(op, err)
+		return chat.AvatarChange{}, err
 	}
-	return a, nil
+	return ch, nil
 }
 
 // ListUserAttachments implements chat.UserAttachments.

@@ -204,6 +204,54 @@ func (s *Store) ListPushRecipients(ctx context.Context, conv chat.ConversationID
 	return out, nil
 }
 
+// GetPushDelivery implements chat.PushStore with one query: every part
+// is a primary-key lookup.
+func (s *Store) GetPushDelivery(ctx context.Context, user chat.UserID, id chat.PushSubscriptionID, conv chat.ConversationID,
+	msg chat.MessageID, now time.Time) (chat.PushDelivery, error) {
+	const op = "sqlite.GetPushDelivery"
+	var (
+		d                                 chat.PushDelivery
+		sub                               chat.PushSubscription
+		created                           int64
+		success                           sql.NullInt64
+		level                             string
+		convKind, title, text, senderName sql.NullString
+		msgID, seq, sender, sent, edited  sql.NullInt64
+		deleted                           sql.NullInt64 // of the message
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT p.id, p.user_id, p.session_id, p.kind, p.endpoint, p.p256dh, p.auth, p.created_at, p.last_success,
+			coalesce(st.hide_text, 0),
+			EXISTS (SELECT 1 FROM members WHERE conv_id = ?2 AND user_id = p.user_id),
+			coalesce((SELECT level FROM notify_levels WHERE conv_id = ?2 AND user_id = p.user_id), 'all'),
+			c.kind, c.title,
+			m.id, m.seq, m.sender_id, m.text, m.sent_at, m.edited_at, m.deleted_at, u.username
+		FROM push_subscriptions AS p
+		JOIN sessions AS se ON se.id = p.session_id AND se.revoked_at IS NULL AND se.expires_at > ?1
+		LEFT JOIN push_settings AS st ON st.user_id = p.user_id
+		LEFT JOIN conversations AS c ON c.id = ?2
+		LEFT JOIN messages AS m ON m.id = ?3 AND m.conv_id = ?2
+		LEFT JOIN users AS u ON u.id = m.sender_id
+		WHERE p.id = ?4 AND p.user_id = ?5`,
+		ms(now), int64(conv), int64(msg), int64(id), int64(user)).Scan(
+		&sub.ID, &sub.User, &sub.Session, &sub.Kind, &sub.Endpoint, &sub.P256dh, &sub.Auth, &created, &success,
+		&d.Settings.HideText, &d.Member, &level, &convKind, &title,
+		&msgID, &seq, &sender, &text, &sent, &edited, &deleted, &senderName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.PushDelivery{}, newError(op, chat.CodeNotFound, "push subscription not found")
+	}
+	if err != nil {
+		return chat.PushDelivery{}, chat.Unavailable(op, err)
+	}
+	sub.CreatedAt, sub.LastSuccess = fromMS(created), fromNullMS(success)
+	d.Subscription, d.Level, d.ConvKind, d.Title = sub, chat.NotifyLevel(level), chat.Kind(convKind.String), title.String
+	if msgID.Valid {
+		d.Message = &chat.Message{ID: chat.MessageID(msgID.Int64), Conv: conv, Seq: seq.Int64, Sender: chat.UserID(sender.Int64),
+			Text: text.String, SentAt: fromMS(sent.Int64), EditedAt: fromNullMS(edited), DeletedAt: fromNullMS(deleted)}
+		d.SenderName = senderName.String
+	}
+	return d, nil
+}
+
 // VAPIDKey implements chat.PushStore.
 func (s *Store) VAPIDKey(ctx context.Context, candidate []byte) ([]byte, error) {
 	const op = "sqlite.VAPIDKey"

@@ -152,6 +152,45 @@ export class Api extends EventTarget {
     }
   }
 
+  /**
+   * An authenticated request whose answer is not JSON (an image, a ZIP):
+   * resolves to the Response once its status is a success, before the body
+   * is read. body is sent as is (a Blob or File); timeout 0 means none, so
+   * a long download is bounded only by signal. Refreshes the token once on
+   * token_expired; rejects with ApiError, NetworkError or SessionEnded.
+   */
+  async raw(method, path, { body, headers = {}, timeout = 30_000, signal } = {}) {
+    const send = async (token) => {
+      const signals = [signal, timeout ? AbortSignal.timeout(timeout) : null].filter(Boolean);
+      let res;
+      try {
+        res = await fetch(path, {
+          method,
+          body,
+          headers: { ...headers, Authorization: 'Bearer ' + token },
+          cache: 'no-store',
+          signal: signals.length ? AbortSignal.any(signals) : undefined,
+        });
+      } catch (e) {
+        throw new NetworkError(e.message);
+      }
+      if (!res.ok) throw new ApiError(res.status, (await res.json().catch(() => null))?.error);
+      return res;
+    };
+    try {
+      return await send(await this.token());
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'token_expired')) throw e;
+      this.#access = '';
+      return send(await this.refresh());
+    }
+  }
+
+  /** Forgets the session here without asking the server (after the account was deleted). */
+  forget() {
+    this.#end();
+  }
+
   /** Opens the fallback event stream (GET /v1/events); resolves to the Response. */
   async events(signal) {
     const open = async (token) => {

@@ -39,6 +39,7 @@ function signedOut() {
   mode = 'out';
   store?.stop();
   shell?.destroy();
+  for (const d of document.querySelectorAll('dialog[open]')) d.close(); // nothing of the account stays on screen
   store = shell = null;
   document.title = 'Natter';
   delete document.body.dataset.conn;

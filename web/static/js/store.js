@@ -13,6 +13,8 @@
 import { ApiError } from './api.js';
 import { Connection, FrameError, NotConnected } from './transport.js';
 import { SignedURLs } from './files.js';
+import { AvatarImages } from './avatars.js';
+import { Contacts, NotifyLevels } from './prefs.js';
 
 const TYPING_EVERY_MS = 3_000;
 const TYPING_IDLE_MS = 5_000;
@@ -36,6 +38,9 @@ export class Store extends EventTarget {
     this.profiles = new Map(); // user id -> {user, at} (display names; fetched as needed)
     this.blocked = new Set(); // user ids the user blocked
     this.files = new SignedURLs(api); // signed attachment URLs
+    this.avatars = new AvatarImages(api); // avatar thumbnails, per user and avatar id
+    this.contacts = new Contacts(api, () => this.#emit('contacts'), (u) => this.#remember(u));
+    this.levels = new NotifyLevels(api, (conv) => (this.#emit('list'), this.#emit('conv', conv)));
     this.presence = new Map(); // user id -> {status, last_seen}
     this.typing = new Map(); // conv id -> Map(user id -> expiry timer)
     this.cursor = 0;
@@ -69,6 +74,7 @@ export class Store extends EventTarget {
   start() {
     this.listLoad = this.#loadList().catch(() => {});
     this.loadBlocks().catch(() => {});
+    this.contacts.load().catch(() => {});
     this.conn.start();
     document.addEventListener('visibilitychange', this.onVisibility);
   }
@@ -182,7 +188,9 @@ export class Store extends EventTarget {
         const old = this.profiles.get(f.user)?.user ?? { id: f.user };
         const user = { ...old, display_name: f.display_name ?? null, status_text: f.status_text ?? '', avatar: f.avatar ?? null };
         this.profiles.set(f.user, { user, at: Date.now() });
+        if (!user.avatar) this.avatars.drop(f.user);
         this.#emit('list');
+        this.#emit('contacts');
         if (this.openConv) this.#emit('conv', this.openConv);
         break;
       }
@@ -731,10 +739,7 @@ export class Store extends EventTarget {
     const p = new URLSearchParams({ q, limit: '20' });
     if (after) p.set('after', after);
     const res = await this.api.request('GET', '/v1/users?' + p);
-    for (const u of res.users) {
-      this.usernames.set(u.id, u.username);
-      this.profiles.set(u.id, { user: u, at: Date.now() });
-    }
+    for (const u of res.users) this.#remember(u);
     return res;
   }
 
@@ -766,7 +771,7 @@ export class Store extends EventTarget {
         const old = this.profiles.get(userID)?.user;
         this.profiles.set(userID, { user, at: Date.now() });
         if (user.username) this.usernames.set(userID, user.username);
-        if (old?.display_name !== user.display_name || old?.deleted !== user.deleted || !old) {
+        if (old?.display_name !== user.display_name || old?.deleted !== user.deleted || old?.avatar !== user.avatar || !old) {
           this.#emit('list');
           if (this.openConv) this.#emit('conv', this.openConv);
         }
@@ -778,10 +783,33 @@ export class Store extends EventTarget {
   /** Changes the user's own profile (fields: display_name, status_text). */
   async updateProfile(fields) {
     const { user } = await this.api.request('PATCH', '/v1/users/me/profile', fields);
+    return this.#ownProfile(user);
+  }
+
+  /**
+   * Uploads file as the user's avatar (the server crops and scales it),
+   * or with null deletes it. Resolves to the new profile; rejects with
+   * ApiError (too_large, unsupported_media_type) or NetworkError.
+   */
+  async setAvatar(file) {
+    let user;
+    if (file) user = await (await this.api.raw('POST', '/v1/users/me/avatar', { body: file, timeout: 120_000 })).json().then((r) => r.user);
+    else ({ user } = await this.api.request('DELETE', '/v1/users/me/avatar'));
+    return this.#ownProfile(user);
+  }
+
+  #ownProfile(user) {
     this.profiles.set(user.id, { user, at: Date.now() });
     this.#emit('list');
     if (this.openConv) this.#emit('conv', this.openConv);
     return user;
+  }
+
+  /** Learns a profile read elsewhere (search, contacts). */
+  #remember(user) {
+    if (!user?.id) return;
+    if (user.username) this.usernames.set(user.id, user.username);
+    this.profiles.set(user.id, { user, at: Date.now() });
   }
 
   async loadBlocks() {

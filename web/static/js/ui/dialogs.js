@@ -2,8 +2,9 @@
 // starting a chat, creating a group and managing a group; plus toasts.
 
 import { h, debounce } from '../dom.js';
-import { initials, presenceText, tint } from '../format.js';
+import { presenceText } from '../format.js';
 import { icon } from './icons.js';
+import { userAvatar } from './avatar.js';
 
 /** Shows a short notice at the bottom of the screen. */
 export function toast(text) {
@@ -39,15 +40,16 @@ export function confirmDialog(question, ok) {
   });
 }
 
-function person(user, extra = [], label = user.username) {
-  return [h('span', { class: `avatar small ${tint(user.id)}`, 'aria-hidden': 'true' }, initials(user.username)), h('span', { class: 'person-name' }, label), ...extra];
+/** A person as a row's content: avatar, name (label), then extra nodes. */
+export function person(store, user, extra = [], label = user.username) {
+  return [userAvatar(store, user.id, user.display_name || user.username, 'small'), h('span', { class: 'person-name' }, label), ...extra];
 }
 
 /**
  * A username search with paging. pick(user) is called for a chosen
  * result; exclude(id) hides users (the caller, existing members).
  */
-function userSearch(store, { pick, exclude, label, selected = () => false }) {
+export function userSearch(store, { pick, exclude, label, selected = () => false }) {
   const input = h('input', { type: 'search', class: 'user-search', placeholder: 'Search by name or username', 'aria-label': label, autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
   const list = h('ul', { class: 'results', 'aria-label': 'Search results' });
   const more = h('button', { type: 'button', class: 'link more', hidden: true }, 'More results');
@@ -63,7 +65,7 @@ function userSearch(store, { pick, exclude, label, selected = () => false }) {
           return h(
             'li',
             {},
-            h('button', { type: 'button', class: on ? 'user-result on' : 'user-result', dataset: { username: u.username, user: u.id }, 'aria-pressed': on ? 'true' : null, onclick: () => (pick(u), render()) }, person(u, on ? [icon('check', 'picked')] : [], u.display_name ? `${u.display_name} (@${u.username})` : u.username)),
+            h('button', { type: 'button', class: on ? 'user-result on' : 'user-result', dataset: { username: u.username, user: u.id }, 'aria-pressed': on ? 'true' : null, onclick: () => (pick(u), render()) }, person(store, u, on ? [icon('check', 'picked')] : [], u.display_name ? `${u.display_name} (@${u.username})` : u.username)),
           );
         }),
     );
@@ -98,20 +100,33 @@ function userSearch(store, { pick, exclude, label, selected = () => false }) {
 
 /** Find someone and open the direct conversation with them. */
 export function newChatDialog(store, navigate) {
-  const search = userSearch(store, {
-    label: 'Find people',
-    exclude: (id) => id === store.me.id,
-    pick: async (u) => {
-      try {
-        const c = await store.createDirect(u.id);
-        dlg.close();
-        navigate('/c/' + c.id);
-      } catch (e) {
-        toast('Could not start the chat: ' + e.message);
-      }
-    },
-  });
-  const dlg = modal('dlg-new-chat', 'New chat', search.el);
+  const start = async (u) => {
+    try {
+      const c = await store.createDirect(u.id);
+      dlg.close();
+      navigate('/c/' + c.id);
+    } catch (e) {
+      toast('Could not start the chat: ' + e.message);
+    }
+  };
+  const search = userSearch(store, { label: 'Find people', exclude: (id) => id === store.me.id, pick: start });
+  // Contacts first: one click opens the chat with any of them.
+  const contacts = store.contacts.list().filter((u) => !u.deleted);
+  const list =
+    contacts.length > 0 &&
+    h(
+      'div',
+      { class: 'dialog-body new-chat-contacts' },
+      h('h3', { id: 'new-chat-contacts-title' }, 'Contacts'),
+      h(
+        'ul',
+        { class: 'results', 'aria-labelledby': 'new-chat-contacts-title' },
+        contacts.map((u) =>
+          h('li', {}, h('button', { type: 'button', class: 'user-result contact-result', dataset: { user: u.id, username: u.username }, onclick: () => start(u) }, person(store, u, [], u.display_name ? `${u.display_name} (@${u.username})` : u.username))),
+        ),
+      ),
+    );
+  const dlg = modal('dlg-new-chat', 'New chat', search.el, list);
   search.input.focus();
 }
 
@@ -201,7 +216,7 @@ export function groupDialog(store, convID, navigate) {
           return h(
             'li',
             { dataset: { user: m.user, username: name } },
-            person({ id: m.user, username: name }, [], store.name(m.user, name) + (m.user === store.me.id ? ' (you)' : '')),
+            person(store, { id: m.user, username: name, display_name: store.name(m.user, name) }, [], store.name(m.user, name) + (m.user === store.me.id ? ' (you)' : '')),
             h('span', { class: 'sub' }, p ? presenceText(p) : ''),
             m.role !== 'member' && h('span', { class: 'role' }, m.role),
             canRemove(m) &&

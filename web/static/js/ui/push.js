@@ -1,7 +1,8 @@
 // The "Notifications" toggle: registers the service worker (/sw.js, root
 // scope), asks for permission, subscribes with the server's VAPID key and
 // registers the subscription; turning it off deletes it on both sides.
-// The subscription id is kept in localStorage per user.
+// The subscription id is kept in localStorage per user. The settings
+// dialog shows the same toggle as a switch (switchButton).
 
 import { h } from '../dom.js';
 import { icon } from './icons.js';
@@ -12,21 +13,44 @@ export class PushToggle {
     this.store = store;
     this.key = 'natter.push.' + store.me.id;
     this.button = h('button', { id: 'push-toggle', type: 'button', class: 'ghost icon-button', 'aria-pressed': 'false', onclick: () => this.#toggle() }, icon('bell'));
+    this.switches = new Set(); // switchButton()s shown now
     this.supported = 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
     this.#show(!!localStorage.getItem(this.key) && this.supported && Notification.permission === 'granted');
     if (!this.supported) this.button.hidden = true;
   }
 
-  #show(on) {
+  /**
+   * The toggle as a labelled switch (role=switch) for the settings
+   * dialog; it follows the header button while it is in the document.
+   */
+  switchButton(id) {
+    const sw = h('button', { id, type: 'button', role: 'switch', class: 'switch-button', onclick: () => this.#toggle() }, h('span', { class: 'knob', 'aria-hidden': 'true' }));
+    sw.hidden = !this.supported;
+    sw.setAttribute('aria-checked', String(this.on));
+    sw.disabled = this.button.disabled;
+    this.switches.add(sw);
+    return sw;
+  }
+
+  #show(on, busy = false) {
     this.on = on;
     this.button.setAttribute('aria-pressed', String(on));
     const label = on ? 'Notifications on (turn off)' : 'Notifications off (turn on)';
     this.button.setAttribute('aria-label', label);
     this.button.title = label;
+    this.button.disabled = busy;
+    for (const sw of this.switches) {
+      if (!sw.isConnected) {
+        this.switches.delete(sw); // its dialog closed
+        continue;
+      }
+      sw.setAttribute('aria-checked', String(on));
+      sw.disabled = busy;
+    }
   }
 
   async #toggle() {
-    this.button.disabled = true;
+    this.#show(this.on, true);
     try {
       if (this.on) await this.#disable();
       else await this.#enable();
@@ -34,7 +58,7 @@ export class PushToggle {
       this.button.dataset.error = e.message;
       toast('Notifications: ' + e.message);
     } finally {
-      this.button.disabled = false;
+      this.#show(this.on);
     }
   }
 

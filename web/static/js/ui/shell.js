@@ -3,13 +3,16 @@
 // shown at a time (data-view on the shell).
 
 import { h, replaceKids } from '../dom.js';
-import { initials, listTime, tint, typingText } from '../format.js';
+import { listTime, typingText } from '../format.js';
 import { icon } from './icons.js';
 import { ThreadView, avatar, convName } from './thread.js';
 import { groupDialog, newChatDialog, newGroupDialog } from './dialogs.js';
 import { SearchView } from './search.js';
 import { profileDialog } from './profile.js';
 import { PushToggle } from './push.js';
+import { userAvatar } from './avatar.js';
+import { contactsDialog, profileCard } from './people.js';
+import { settingsDialog } from './settings.js';
 
 const BANNER_GRACE_MS = 1500; // a reconnect quicker than this shows no banner
 
@@ -19,7 +22,11 @@ export class Shell {
     this.navigate = navigate;
     this.items = new Map(); // conv id -> list link
     this.dirty = new Set();
-    this.thread = new ThreadView(store, { navigate, openGroup: (id) => groupDialog(store, id, navigate) });
+    this.thread = new ThreadView(store, {
+      navigate,
+      openGroup: (id) => groupDialog(store, id, navigate),
+      openProfile: (id) => profileCard(store, id, navigate),
+    });
     this.search = new SearchView(store, {
       open: (conv, seq, id) => this.#openResult(conv, seq, id),
       shown: (on) => (this.nav.hidden = on),
@@ -54,10 +61,11 @@ export class Shell {
         h(
           'header',
           { class: 'side-head' },
-          h('span', { class: `avatar small ${tint(me.id)}`, 'aria-hidden': 'true' }, initials(me.username)),
+          (this.meAvatar = h('span', { id: 'me-avatar', class: 'avatar-slot' })),
           h('span', { class: 'me-names' }, (this.meName = h('span', { id: 'me-display', class: 'me-display' })), h('span', { id: 'me', class: 'me' }, me.username)),
           h('button', { id: 'edit-profile', type: 'button', class: 'ghost icon-button', 'aria-label': 'Edit your profile', title: 'Edit your profile', onclick: () => profileDialog(this.store) }, icon('person')),
           this.push.button,
+          h('button', { id: 'settings', type: 'button', class: 'ghost icon-button', 'aria-label': 'Settings', title: 'Settings', onclick: () => settingsDialog(this.store, this.push) }, icon('settings')),
           h('button', { id: 'logout', type: 'button', class: 'ghost icon-button', 'aria-label': 'Log out', title: 'Log out', onclick: logout }, icon('logout')),
         ),
         h(
@@ -65,6 +73,7 @@ export class Shell {
           { class: 'side-actions' },
           h('button', { id: 'new-chat', type: 'button', class: 'primary', onclick: () => newChatDialog(this.store, this.navigate) }, icon('chat'), 'New chat'),
           h('button', { id: 'new-group', type: 'button', onclick: () => newGroupDialog(this.store, this.navigate) }, icon('group'), 'New group'),
+          h('button', { id: 'contacts', type: 'button', class: 'icon-button', 'aria-label': 'Contacts', title: 'Contacts', onclick: () => contactsDialog(this.store, this.navigate) }, icon('contacts')),
         ),
         this.search.form,
         this.search.results,
@@ -150,7 +159,13 @@ export class Shell {
     this.empty.hidden = convs.length > 0 || !store.loaded;
     const myName = store.name(store.me.id);
     this.meName.textContent = myName !== store.me.username ? myName : '';
-    const unread = convs.reduce((n, c) => n + c.unread, 0);
+    const face = store.profile(store.me.id)?.avatar ?? '';
+    if (this.meAvatar.dataset.face !== face + '|' + myName) {
+      this.meAvatar.dataset.face = face + '|' + myName;
+      this.meAvatar.replaceChildren(userAvatar(store, store.me.id, myName || store.me.username, 'small'));
+    }
+    // A muted conversation's messages do not count in the tab's title.
+    const unread = convs.reduce((n, c) => n + (store.levels.get(c.id) === 'none' ? 0 : c.unread), 0);
     document.title = unread ? `(${unread}) Natter` : 'Natter';
   }
 
@@ -158,8 +173,10 @@ export class Shell {
     const store = this.store;
     const name = convName(store, c);
     const typing = store.typists(c.id);
+    const level = store.levels.get(c.id);
     a.dataset.name = name;
     a.dataset.unread = c.unread;
+    a.dataset.level = level;
     if (c.id === this.open) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
     const last = c.last_message;
@@ -177,8 +194,15 @@ export class Shell {
       h(
         'span',
         { class: 'conv-body' },
-        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, name), h('time', { class: 'conv-time', datetime: when.toISOString() }, listTime(when))),
-        h('span', { class: 'conv-bottom' }, preview, c.unread > 0 && h('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, c.unread > 999 ? '999+' : String(c.unread))),
+        h(
+          'span',
+          { class: 'conv-top' },
+          h('span', { class: 'conv-name' }, name),
+          level !== 'all' &&
+            h('span', { class: 'level-mark', role: 'img', 'aria-label': level === 'none' ? 'muted' : 'only @mentions', title: level === 'none' ? 'Muted' : 'Only @mentions notify' }, icon(level === 'none' ? 'bellOff' : 'at')),
+          h('time', { class: 'conv-time', datetime: when.toISOString() }, listTime(when)),
+        ),
+        h('span', { class: 'conv-bottom' }, preview, c.unread > 0 && h('span', { class: level === 'none' ? 'badge quiet' : 'badge', 'aria-label': `${c.unread} unread` }, c.unread > 999 ? '999+' : String(c.unread))),
       ),
     );
   }

@@ -3,12 +3,20 @@
 // @mention completion.
 
 import { h, replaceKids } from '../dom.js';
-import { clock, dayKey, dayLabel, fullTime, initials, presenceText, tint, typingText } from '../format.js';
+import { clock, dayKey, dayLabel, fullTime, presenceText, tint, typingText } from '../format.js';
 import { icon } from './icons.js';
 import { richText } from './text.js';
 import { MessageMenu } from './menu.js';
 import { confirmDialog, toast } from './dialogs.js';
 import { AttachTray, attachmentList } from './attachments.js';
+import { userAvatar } from './avatar.js';
+
+/** The notification levels, as the conversation menu offers them. */
+export const LEVELS = [
+  ['all', 'All messages'],
+  ['mentions', 'Only @mentions'],
+  ['none', 'Nothing (muted)'],
+];
 
 const RUN_GAP_MS = 5 * 60_000; // messages of one sender closer than this form one run
 const LOAD_OLDER_PX = 400;
@@ -21,21 +29,21 @@ export function convName(store, c) {
   return names.length ? names.join(', ') : 'Group';
 }
 
+/** A conversation's avatar: the other person's (with presence) or the group icon. */
 export function avatar(store, c, cls = '') {
-  const name = convName(store, c);
-  const el = h('span', { class: `avatar ${tint(c.kind === 'direct' ? store.peer(c) : c.id)} ${cls}`, 'aria-hidden': 'true' }, c.kind === 'group' ? icon('group') : initials(name));
-  if (c.kind === 'direct') {
-    const p = store.presence.get(store.peer(c));
-    el.append(h('span', { class: 'dot', dataset: { status: p?.status || 'offline' } }));
-  }
+  if (c.kind === 'group') return h('span', { class: `avatar ${tint(c.id)} ${cls}`, 'aria-hidden': 'true' }, icon('group'));
+  const peer = store.peer(c);
+  const el = userAvatar(store, peer, convName(store, c), cls);
+  el.append(h('span', { class: 'dot', dataset: { status: store.presence.get(peer)?.status || 'offline' } }));
   return el;
 }
 
 export class ThreadView {
-  constructor(store, { navigate, openGroup }) {
+  constructor(store, { navigate, openGroup, openProfile }) {
     this.store = store;
     this.navigate = navigate;
     this.openGroup = openGroup;
+    this.openProfile = openProfile; // openProfile(userID): the person's profile card
     this.convID = '';
     this.nodes = new Map(); // key -> {el, sig}
     this.drafts = new Map(); // conv id -> unsent text
@@ -53,7 +61,8 @@ export class ThreadView {
   #build() {
     this.title = h('h2', { id: 'thread-title' });
     this.sub = h('p', { id: 'thread-sub', class: 'sub' });
-    this.avatarSlot = h('span');
+    this.mutedMark = h('span', { id: 'thread-muted', class: 'level-mark', role: 'img', hidden: true });
+    this.avatarSlot = h('span', { class: 'avatar-slot' });
     this.infoButton = h('button', { id: 'thread-info', type: 'button', class: 'ghost icon-button', 'aria-label': 'Group members and settings', onclick: () => this.openGroup(this.convID) }, icon('group'));
     this.log = h('div', { id: 'log', class: 'log', role: 'log', 'aria-label': 'Messages', tabindex: '0' });
     this.jump = h('button', { id: 'jump', type: 'button', class: 'jump', hidden: true, 'aria-label': 'Jump to the newest message', onclick: () => this.#toBottom() }, icon('down'));
@@ -73,7 +82,7 @@ export class ThreadView {
         { class: 'thread-head' },
         h('button', { type: 'button', class: 'ghost icon-button back', 'aria-label': 'Back to conversations', onclick: () => this.navigate('/') }, icon('back')),
         this.avatarSlot,
-        h('div', { class: 'titles' }, this.title, this.sub),
+        h('div', { class: 'titles' }, h('div', { class: 'title-line' }, this.title, this.mutedMark), this.sub),
         this.infoButton,
         this.menuButton,
       ),
@@ -140,10 +149,22 @@ export class ThreadView {
     if (!c) return;
     this.el.dataset.conv = c.id;
     this.el.dataset.kind = c.kind;
-    this.title.textContent = convName(this.store, c);
-    this.avatarSlot.replaceChildren(avatar(this.store, c));
+    const name = convName(this.store, c);
+    this.title.textContent = name;
+    const face = avatar(this.store, c);
+    const peer = this.store.peer(c);
+    this.avatarSlot.replaceChildren(
+      c.kind === 'direct' && peer
+        ? h('button', { id: 'thread-profile', type: 'button', class: 'ghost avatar-button', 'aria-label': 'Profile of ' + name, title: 'Profile', onclick: () => this.openProfile(peer) }, face)
+        : face,
+    );
     this.infoButton.hidden = c.kind !== 'group';
-    this.menuButton.hidden = c.kind !== 'direct';
+    const level = this.store.levels.get(c.id);
+    this.mutedMark.hidden = level === 'all';
+    this.mutedMark.dataset.level = level;
+    this.mutedMark.setAttribute('aria-label', level === 'none' ? 'Muted' : 'Notifications only for @mentions');
+    this.mutedMark.title = this.mutedMark.getAttribute('aria-label');
+    this.mutedMark.replaceChildren(icon(level === 'none' ? 'bellOff' : 'at'));
     this.input.placeholder = 'Message ' + convName(this.store, c);
     this.#renderSub(c);
     this.#renderLog(c);
@@ -194,7 +215,8 @@ export class ThreadView {
       const [status, statusText] = isPending ? [item.failed ? 'failed' : 'sending', item.failed ? 'Not sent' : store.conn.online ? 'Sending…' : 'Waiting for the connection'] : m.sender === store.me.id ? store.receiptOf(c, m) : ['', ''];
       const target = m.reply_to ? store.replyTarget(c, m.reply_to) : null;
       const names = [m.sender, target?.sender, ...(m.mentions || [])].map((u) => store.name(u));
-      const sig = [m.pos, status, statusText, first, target?.pos ?? '', c.kind, item?.failed, store.blocked.has(m.sender), ...names].join('|');
+      const face = c.kind === 'group' && m.sender !== store.me.id ? store.profile(m.sender)?.avatar ?? '' : '';
+      const sig = [m.pos, status, statusText, first, target?.pos ?? '', c.kind, item?.failed, store.blocked.has(m.sender), face, ...names].join('|');
       const el = keyed(isPending ? 'p' + item.client_id : 'm' + m.id, sig, () => this.#message(c, m, { first, status, statusText, target, item }));
       if (this.menu.openFor === m.id && m.id && !el.contains(this.menu.el)) this.menu.adopt(el);
       prev = { m, at };
@@ -229,12 +251,17 @@ export class ThreadView {
     const mine = m.sender === store.me.id;
     const mentionNames = new Set((m.mentions || []).map((id) => (store.usernames.get(id) || '').toLowerCase()).filter(Boolean));
     const mentionsMe = (m.mentions || []).includes(store.me.id) && !mine;
-    const cls = ['msg', mine ? 'mine' : 'theirs', first && 'first', m.deleted && 'deleted', item && 'pending', mentionsMe && 'mentions-me'].filter(Boolean).join(' ');
+    const withAvatar = c.kind === 'group' && !mine;
+    const cls = ['msg', mine ? 'mine' : 'theirs', first && 'first', m.deleted && 'deleted', item && 'pending', mentionsMe && 'mentions-me', withAvatar && 'with-avatar'].filter(Boolean).join(' ');
     const el = h('div', {
       class: cls,
       id: item ? null : 'm-' + m.id,
       dataset: { seq: item ? '' : m.seq, id: item ? '' : m.id, clientId: m.client_id, sender: m.sender, status: status || null },
     });
+    if (withAvatar && first) {
+      const who = store.name(m.sender, 'someone');
+      el.append(h('button', { type: 'button', class: 'ghost msg-avatar', 'aria-label': 'Profile of ' + who, title: who, onclick: () => this.openProfile(m.sender) }, userAvatar(store, m.sender, who, 'small')));
+    }
     const bubble = h('div', { class: 'bubble' });
     if (!mine && first && c.kind === 'group') bubble.append(h('span', { class: `sender ${tint(m.sender)}` }, store.name(m.sender, 'someone')));
     if (m.reply_to) bubble.append(this.#quote(c, m.reply_to, target));
@@ -430,36 +457,87 @@ export class ThreadView {
     }
   }
 
-  /** The direct conversation's menu: block or unblock the other person. */
+  /**
+   * The conversation's menu: its notification level; for a direct one
+   * also the other person's profile, contact and block. Arrow keys move,
+   * Escape and Tab close it.
+   */
   #convMenu() {
     const c = this.store.convs.get(this.convID);
-    if (!c || c.kind !== 'direct') return;
+    if (!c) return;
     document.getElementById('conv-menu')?.remove();
-    const peer = this.store.peer(c);
-    const name = convName(this.store, c);
-    const blocked = this.store.blocked.has(peer);
+    const store = this.store;
     const close = () => {
       menu.remove();
       document.removeEventListener('pointerdown', outside, true);
       this.menuButton.focus();
     };
     const outside = (e) => !menu.contains(e.target) && close();
-    const toggle = async () => {
+    const run = (fn) => async () => {
       close();
-      if (!blocked && !(await confirmDialog(`Block ${name}? They will not be able to message you here.`, 'Block'))) return;
-      try {
-        await this.store.setBlocked(peer, !blocked);
-        toast(blocked ? `${name} is unblocked.` : `${name} is blocked.`);
-      } catch (e) {
-        toast('Could not change the block: ' + e.message);
-      }
+      await fn();
     };
-    const item = h('button', { type: 'button', role: 'menuitem', class: 'menu-item' + (blocked ? '' : ' danger'), dataset: { action: blocked ? 'unblock' : 'block' }, onclick: toggle }, (blocked ? 'Unblock ' : 'Block ') + name);
-    const menu = h('div', { id: 'conv-menu', class: 'menu conv-menu', role: 'menu', 'aria-label': 'Conversation actions' }, item);
-    menu.addEventListener('keydown', (e) => (e.key === 'Escape' || e.key === 'Tab') && (e.preventDefault(), close()));
+    const level = store.levels.get(c.id);
+    const items = LEVELS.map(([value, label]) =>
+      h('button', {
+        type: 'button', role: 'menuitemradio', class: 'menu-item level-item', 'aria-checked': String(level === value), dataset: { level: value },
+        onclick: run(async () => {
+          try {
+            await store.levels.set(c.id, value);
+            toast(value === 'all' ? 'Notifications on for every message.' : value === 'mentions' ? 'Notifications only when you are @mentioned.' : 'Conversation muted.');
+          } catch (e) {
+            toast('Could not change notifications: ' + e.message);
+          }
+        }),
+      }, icon(value === 'all' ? 'bell' : value === 'mentions' ? 'at' : 'bellOff'), label),
+    );
+    const groups = [h('div', { role: 'group', class: 'menu-group', 'aria-label': 'Notifications' }, h('p', { class: 'menu-label', 'aria-hidden': 'true' }, 'Notifications'), items)];
+    if (c.kind === 'direct') groups.push(h('div', { role: 'group', class: 'menu-group', 'aria-label': 'Person' }, this.#personItems(c, run)));
+    const menu = h('div', { id: 'conv-menu', class: 'menu conv-menu', role: 'menu', 'aria-label': 'Conversation actions' }, groups);
+    menu.addEventListener('keydown', (e) => {
+      const all = [...menu.querySelectorAll('[role^=menuitem]')];
+      const step = { ArrowDown: 1, ArrowUp: -1 }[e.key];
+      if (step) {
+        e.preventDefault();
+        all[(all.indexOf(document.activeElement) + step + all.length) % all.length].focus();
+      } else if (e.key === 'Escape' || e.key === 'Tab') {
+        e.preventDefault();
+        close();
+      }
+    });
     this.menuButton.after(menu);
-    item.focus();
+    (menu.querySelector('[aria-checked=true]') ?? menu.querySelector('[role^=menuitem]')).focus();
     setTimeout(() => document.addEventListener('pointerdown', outside, true));
+  }
+
+  /** A direct conversation's items about the other person: profile, contact, block. */
+  #personItems(c, run) {
+    const store = this.store;
+    const peer = store.peer(c);
+    const name = convName(store, c);
+    const blocked = store.blocked.has(peer);
+    const contact = store.contacts.has(peer);
+    const item = (action, label, fn, cls = '') => h('button', { type: 'button', role: 'menuitem', class: ('menu-item ' + cls).trim(), dataset: { action }, onclick: run(fn) }, label);
+    return [
+      item('profile', 'View profile', () => this.openProfile(peer)),
+      item(contact ? 'contact-remove' : 'contact-add', contact ? 'Remove from contacts' : 'Add to contacts', async () => {
+        try {
+          await store.contacts.set(peer, !contact, store.profile(peer));
+          toast(contact ? `${name} is no longer a contact.` : `${name} is now a contact.`);
+        } catch (e) {
+          toast('Could not change your contacts: ' + e.message);
+        }
+      }),
+      item(blocked ? 'unblock' : 'block', (blocked ? 'Unblock ' : 'Block ') + name, async () => {
+        if (!blocked && !(await confirmDialog(`Block ${name}? They will not be able to message you here.`, 'Block'))) return;
+        try {
+          await store.setBlocked(peer, !blocked);
+          toast(blocked ? `${name} is unblocked.` : `${name} is blocked.`);
+        } catch (e) {
+          toast('Could not change the block: ' + e.message);
+        }
+      }, blocked ? '' : 'danger'),
+    ];
   }
 
   async #remove(m) {
