@@ -218,69 +218,6 @@ func (s *Store) GetDirectPeer(ctx context.Context, conv chat.ConversationID, sen
 	return chat.DirectPeer{Direct: true, Peer: chat.UserID(peer.Int64), Blocked: blocked}, nil
 }
 
-// ListSentMessages implements chat.PeopleStore.
-func (s *Store) ListSentMessages(ctx context.Context, sender chat.UserID, after chat.SentCursor, limit int) ([]chat.Message, error) {
-	const op = "sqlite.ListSentMessages"
-	limit = min(max(limit, 1), chat.MaxPageSize)
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	defer tx.Rollback()
-	msgs, err := queryAll(ctx, tx, `SELECT `+messageColumns+` FROM messages m
-		WHERE m.sender_id = ?1 AND (m.conv_id, m.seq) > (?2, ?3) AND m.deleted_at IS NULL
-		ORDER BY m.conv_id, m.seq LIMIT ?4`, []any{int64(sender), int64(after.Conv), after.Seq, limit}, scanMessage)
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	if err := attachReactions(ctx, tx, pointers(msgs)...); err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	return msgs, nil
-}
-
-// TombstoneSent implements chat.PeopleStore.
-func (s *Store) TombstoneSent(ctx context.Context, sender chat.UserID, at time.Time, limit int) ([]chat.Message, error) {
-	const op = "sqlite.TombstoneSent"
-	limit = min(max(limit, 1), chat.MaxPageSize)
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	defer tx.Rollback()
-	msgs, err := queryAll(ctx, tx, `SELECT `+messageColumns+` FROM messages m
-		WHERE m.sender_id = ? AND m.deleted_at IS NULL ORDER BY m.conv_id, m.seq LIMIT ?`,
-		[]any{int64(sender), limit}, scanMessage)
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	if len(msgs) == 0 {
-		return nil, nil
-	}
-	pos, err := s.readCounter(ctx, tx)
-	if err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	for i := range msgs {
-		m := &msgs[i]
-		m.Text, m.Mentions, m.DeletedAt, m.Pos = "", nil, fromMS(ms(at)), pos.take()
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET text = '', mentions = NULL, deleted_at = ?, pos = ? WHERE id = ?`,
-			ms(at), m.Pos, int64(m.ID)); err != nil {
-			return nil, chat.Unavailable(op, err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reactions WHERE message_id = ?`, int64(m.ID)); err != nil {
-			return nil, chat.Unavailable(op, err)
-		}
-	}
-	if err := pos.save(ctx); err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, chat.Unavailable(op, err)
-	}
-	return msgs, nil
-}
-
 // DeleteAccount implements chat.PeopleStore.
 func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHash string, at time.Time) ([]chat.SessionID, error) {
 	const op = "sqlite.DeleteAccount"

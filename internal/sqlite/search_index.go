@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/natter-chat/natter/internal/chat"
@@ -70,33 +72,40 @@ func (s *Store) UpdateSearchIndex(ctx context.Context, from, to int64, docs []ch
 	return true, nil
 }
 
-// writeSearchDocs replaces (or removes) the documents of docs' messages.
+// writeSearchDocs replaces (or removes) the documents of docs' messages
+// with at most two statements, whatever the number of docs: one DELETE for
+// the docs without terms and one INSERT OR REPLACE (which FTS5 supports for
+// an explicit rowid) for the others. A statement per doc cost the indexer
+// most of its time on the writer, which sends wait for.
 func writeSearchDocs(ctx context.Context, tx *sql.Tx, docs []chat.SearchDoc) error {
-	if len(docs) == 0 {
-		return nil
-	}
-	del, err := tx.PrepareContext(ctx, `DELETE FROM message_search WHERE rowid = ?`)
-	if err != nil {
-		return err
-	}
-	defer del.Close()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO message_search (rowid, terms, conv_id, pos) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
+	var drop []chat.MessageID
+	put := []byte{'['} // [[rowid, terms, conv_id, pos], ...]
 	for _, d := range docs {
-		if _, err := del.ExecContext(ctx, int64(d.Message)); err != nil {
-			return err
-		}
 		if len(d.Terms) == 0 {
+			drop = append(drop, d.Message)
 			continue
 		}
-		if _, err := ins.ExecContext(ctx, int64(d.Message), strings.Join(d.Terms, " "), int64(d.Conv), d.Pos); err != nil {
+		terms, err := json.Marshal(strings.Join(d.Terms, " "))
+		if err != nil {
+			return err
+		}
+		if len(put) > 1 {
+			put = append(put, ',')
+		}
+		put = fmt.Appendf(put, "[%d,%s,%d,%d]", int64(d.Message), terms, int64(d.Conv), d.Pos)
+	}
+	if len(drop) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM message_search WHERE rowid IN (SELECT value FROM json_each(?))`,
+			idArray(drop)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(put) == 1 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO message_search (rowid, terms, conv_id, pos)
+		SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)`, string(append(put, ']')))
+	return err
 }
 
 // searchSQL ranks with bm25 (lower is better, so the rank returned is its

@@ -67,8 +67,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 	name := "file:" + uriEscape(path)
 	busy := "_pragma=busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")"
-	w, err := sql.Open("sqlite", name+"?"+busy+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate")
+	writer := name + "?" + busy +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate"
+	// Migrations go first, on a connection of their own: it switches the
+	// file to WAL, which the other connections then find already set.
+	if err := migrateFile(ctx, writer, migrations, opts.Now); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// The writer keeps statement journals in memory (temp_store): a
+	// multi-row insert of a group commit may fail halfway, so SQLite saves
+	// every page it changes to a statement journal, which otherwise spills
+	// to a temporary file, one write per page, past 64 KiB; 64 messages in
+	// 64 conversations change about 250 pages. Every statement the writer
+	// runs changes a bounded number of rows. A migration may rewrite a
+	// whole table in one statement: migrations run without it.
+	w, err := sql.Open("sqlite", writer+"&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -78,12 +91,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 
 	s := &Store{w: w, latest: migrations[len(migrations)-1].version, now: opts.Now, batches: map[int]*batchStatements{}}
-	// The writer goes first: its connection switches the file to WAL, which
-	// the readers then find already set.
-	if err := migrate(ctx, w, migrations, opts.Now); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
 	if err := checkDurability(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -106,6 +113,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrateFile applies migrations to the database named by dsn on a
+// connection that it closes before returning.
+func migrateFile(ctx context.Context, dsn string, migrations []migration, now func() time.Time) error {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1)
+	if err := migrate(ctx, db, migrations, now); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
 }
 
 // checkDurability verifies that the writer connection really runs in WAL

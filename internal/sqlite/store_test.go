@@ -361,3 +361,45 @@ func BenchmarkAppendMessages(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendMessages_Spread stores batches of 64 messages, one in
+// each of 64 conversations that already hold messages, as the group
+// commit does under many senders: every index keyed by conversation (or by
+// sender) then takes a write at a different place per message.
+func BenchmarkAppendMessages_Spread(b *testing.B) {
+	const convs = 64
+	s := openAt(b, filepath.Join(b.TempDir(), "natter.db"))
+	ids := chattest.NewIDs()
+	drafts := make([]chat.Draft, convs)
+	for i := range drafts {
+		sender := chattest.MustCreateUser(b, s, ids, fmt.Sprintf("sender%d", i))
+		receiver := chattest.MustCreateUser(b, s, ids, fmt.Sprintf("receiver%d", i))
+		drafts[i].Conv = chattest.MustCreateGroup(b, s, ids, sender.ID, receiver.ID).ID
+		drafts[i].Sender = sender.ID
+	}
+	sent := 0
+	send := func() {
+		for i := range drafts {
+			id := ids.NextID()
+			drafts[i].ID, drafts[i].ClientID = chat.MessageID(id), chat.MessageID(id).String()
+			drafts[i].Text = "a message of ordinary length, about sixty bytes"
+			drafts[i].SentAt = chattest.At(time.Duration(sent) * time.Millisecond)
+		}
+		res, err := s.AppendMessages(b.Context(), drafts)
+		if err != nil {
+			b.Fatalf("AppendMessages: %v", err)
+		}
+		if res[0].Err != nil {
+			b.Fatalf("AppendMessages result: %v", res[0].Err)
+		}
+		sent += convs
+	}
+	for range 500 {
+		send()
+	}
+	sent = 0
+	for b.Loop() {
+		send()
+	}
+	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "msgs/s")
+}
