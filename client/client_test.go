@@ -188,9 +188,17 @@ func TestClient_RefreshRotatesOnceForConcurrentCallers(t *testing.T) {
 	var calls atomic.Int32
 	var mu sync.Mutex
 	valid := "r0"
+	// The first refresh is answered only once every caller has started
+	// (and read the token it holds): a caller that starts after a refresh
+	// has completed rightly refreshes again, so without this the test
+	// would measure the scheduler.
+	var started sync.WaitGroup
+	started.Add(8)
 	srv := restServer(t, map[string]http.HandlerFunc{
 		"POST /v1/sessions/refresh": func(w http.ResponseWriter, r *http.Request) {
 			calls.Add(1)
+			started.Wait()
+			time.Sleep(50 * time.Millisecond) // the last starter reaches the lock; widens, never decides, the outcome
 			var req RefreshRequest
 			_ = json.NewDecoder(r.Body).Decode(&req)
 			mu.Lock()
@@ -210,6 +218,7 @@ func TestClient_RefreshRotatesOnceForConcurrentCallers(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
+			started.Done()
 			a, err := c.Refresh(context.Background())
 			if err == nil && a.AccessToken != "a1" {
 				err = errors.New("got access token " + a.AccessToken)

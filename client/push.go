@@ -49,6 +49,22 @@ func (c *Client) SetNotificationLevel(ctx context.Context, conv, level string) e
 	return c.do(ctx, http.MethodPut, convPath(conv)+"/notifications", nil, protocol.NotifyLevelBody{Level: level}, nil)
 }
 
+// NotificationLevels returns the account's notification levels other
+// than "all", keyed by conversation id, for every conversation it is a
+// member of: a conversation absent from the map is at "all"
+// (GET /v1/me/notification-levels).
+func (c *Client) NotificationLevels(ctx context.Context) (map[string]string, error) {
+	var r protocol.NotifyLevelsResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/me/notification-levels", nil, nil, &r); err != nil {
+		return nil, err
+	}
+	levels := make(map[string]string, len(r.Levels))
+	for _, l := range r.Levels {
+		levels[l.Conv] = l.Level
+	}
+	return levels, nil
+}
+
 // SetPushSettings sets the account's push preferences
 // (PUT /v1/me/push-settings).
 func (c *Client) SetPushSettings(ctx context.Context, hideText bool) error {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,9 +207,20 @@ func TestWebClient_NotificationSettings(t *testing.T) {
 	}
 	alice.screenshot("muted")
 
+	// The reload reads every level in one request: none per conversation.
+	before := alice.urlCount()
 	alice.open("/")
 	alice.waitReady()
 	alice.waitFor("still muted after a reload", mutedInList)
+	loaded := alice.urlsSince(before)
+	if !slices.ContainsFunc(loaded, func(u string) bool { return strings.HasSuffix(u, "/v1/me/notification-levels") }) {
+		t.Errorf("the reload did not read the levels with GET /v1/me/notification-levels; requests:\n%s", strings.Join(loaded, "\n"))
+	}
+	for _, u := range loaded {
+		if strings.HasSuffix(u, "/notifications") {
+			t.Errorf("the reload read a level per conversation: %s", u)
+		}
+	}
 	alice.openConv("bob")
 	alice.click("#thread-menu")
 	alice.waitFor("the menu with 'none' checked", `document.querySelector('#conv-menu [data-level="none"]')?.getAttribute('aria-checked') === 'true'`)
@@ -247,6 +259,20 @@ func TestWebClient_NotificationSettings(t *testing.T) {
 	}
 	alice.checkClean()
 	bob.checkClean()
+}
+
+// urlCount is how many URLs the page has requested so far.
+func (u *user) urlCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.urls)
+}
+
+// urlsSince returns the URLs the page requested after the first n.
+func (u *user) urlsSince(n int) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.urls[n:])
 }
 
 // TestWebClient_Avatar: alice uploads a picture in her profile editor;

@@ -57,6 +57,12 @@ func (l NotifyLevel) Valid() bool {
 	return l == NotifyAll || l == NotifyMentions || l == NotifyNone
 }
 
+// ConvNotifyLevel is a user's notification level in one conversation.
+type ConvNotifyLevel struct {
+	Conv  ConversationID
+	Level NotifyLevel
+}
+
 // PushSettings are a user's push preferences. The zero value is the default.
 type PushSettings struct {
 	HideText bool // privacy: notifications carry no message text
@@ -127,6 +133,12 @@ type PushStore interface {
 	SetNotifyLevel(ctx context.Context, conv ConversationID, user UserID, level NotifyLevel) error
 	// GetNotifyLevel returns user's level in conv (NotifyAll if never set).
 	GetNotifyLevel(ctx context.Context, conv ConversationID, user UserID) (NotifyLevel, error)
+	// ListNotifyLevels returns user's levels other than NotifyAll in the
+	// conversations user is a member of now, by conversation id; every
+	// other conversation of theirs is at NotifyAll. Levels kept from a
+	// conversation they left are not returned (they apply again if they
+	// come back). One row at most per membership.
+	ListNotifyLevels(ctx context.Context, user UserID) ([]ConvNotifyLevel, error)
 
 	// ListPushRecipients returns, for the users among users that have at
 	// least one subscription on a session live at now, their level in

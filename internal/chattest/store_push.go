@@ -115,6 +115,52 @@ func TestPushStore(t *testing.T, open func(t testing.TB) PushBackend) {
 				}
 			}
 		}},
+		{"ListNotifyLevels/the member's levels other than all, in the conversations they are in now", func(t *testing.T, s PushBackend, ids *IDs) {
+			ann, _ := pushUser(t, s, ids, "ann")
+			bob, _ := pushUser(t, s, ids, "bob")
+			muted := MustCreateGroup(t, s, ids, bob.ID, ann.ID)
+			mentions := MustCreateGroup(t, s, ids, ann.ID, bob.ID)
+			reset := MustCreateGroup(t, s, ids, ann.ID)
+			left := MustCreateGroup(t, s, ids, bob.ID, ann.ID)
+			MustCreateGroup(t, s, ids, ann.ID) // never set: all
+			list := func(user chat.UserID) []chat.ConvNotifyLevel {
+				t.Helper()
+				got, err := s.ListNotifyLevels(t.Context(), user)
+				mustNot(t, "ListNotifyLevels", err)
+				return got
+			}
+			wantEqual(t, "levels before any is set", []chat.ConvNotifyLevel(nil), list(ann.ID))
+			for _, set := range []struct {
+				conv  chat.ConversationID
+				user  chat.UserID
+				level chat.NotifyLevel
+			}{
+				{muted.ID, ann.ID, chat.NotifyNone},
+				{mentions.ID, ann.ID, chat.NotifyMentions},
+				{reset.ID, ann.ID, chat.NotifyMentions},
+				{reset.ID, ann.ID, chat.NotifyAll},
+				{left.ID, ann.ID, chat.NotifyNone},
+				{mentions.ID, bob.ID, chat.NotifyNone},
+			} {
+				mustNot(t, "SetNotifyLevel", s.SetNotifyLevel(t.Context(), set.conv, set.user, set.level))
+			}
+			_, err := s.RemoveMember(t.Context(), left.ID, ann.ID)
+			mustNot(t, "RemoveMember", err)
+			wantEqual(t, "ann's levels", []chat.ConvNotifyLevel{
+				{Conv: muted.ID, Level: chat.NotifyNone},
+				{Conv: mentions.ID, Level: chat.NotifyMentions},
+			}, list(ann.ID))
+			wantEqual(t, "bob's levels", []chat.ConvNotifyLevel{{Conv: mentions.ID, Level: chat.NotifyNone}}, list(bob.ID))
+
+			// The level of a conversation left is kept, and listed again on return.
+			_, err = s.AddMembers(t.Context(), left.ID, []chat.Member{{User: ann.ID, Role: chat.RoleMember, JoinedAt: At(time.Minute)}})
+			mustNot(t, "AddMembers", err)
+			wantEqual(t, "ann's levels after she came back", []chat.ConvNotifyLevel{
+				{Conv: muted.ID, Level: chat.NotifyNone},
+				{Conv: mentions.ID, Level: chat.NotifyMentions},
+				{Conv: left.ID, Level: chat.NotifyNone},
+			}, list(ann.ID))
+		}},
 		{"ListPushRecipients/joins levels and settings and skips revoked sessions", func(t *testing.T, s PushBackend, ids *IDs) {
 			ann, annSess := pushUser(t, s, ids, "ann")
 			bob, bobSess := pushUser(t, s, ids, "bob")

@@ -235,6 +235,19 @@ func (s *Service) NotifyLevel(ctx context.Context, p Principal, conv chat.Conver
 	return store.GetNotifyLevel(ctx, conv, p.User)
 }
 
+// NotifyLevels returns the caller's levels other than "all" in the
+// conversations they are a member of, by conversation id (one read for
+// all of them, instead of NotifyLevel per conversation). It is not paged:
+// like ListConversations it has at most one entry per membership.
+// Errors: push_not_configured.
+func (s *Service) NotifyLevels(ctx context.Context, p Principal) ([]chat.ConvNotifyLevel, error) {
+	store, err := s.pushStore()
+	if err != nil {
+		return nil, err
+	}
+	return store.ListNotifyLevels(ctx, p.User)
+}
+
 // SetNotifyLevel sets the caller's notification level in conv.
 // Errors: invalid_argument, not_found (not a member).
 func (s *Service) SetNotifyLevel(ctx context.Context, p Principal, conv chat.ConversationID, level chat.NotifyLevel) error {

@@ -16,6 +16,7 @@ func (a *API) pushRoutes(mux *http.ServeMux) {
 	a.handle(mux, "DELETE /v1/push/subscriptions/{id}", true, a.unsubscribePush)
 	a.handle(mux, "GET /v1/conversations/{id}/notifications", true, a.notifyLevel)
 	a.handle(mux, "PUT /v1/conversations/{id}/notifications", true, a.setNotifyLevel)
+	a.handle(mux, "GET /v1/me/notification-levels", true, a.notifyLevels)
 	a.handle(mux, "GET /v1/me/push-settings", true, a.pushSettings)
 	a.handle(mux, "PUT /v1/me/push-settings", true, a.setPushSettings)
 }
@@ -81,6 +82,15 @@ func (a *API) notifyLevel(w http.ResponseWriter, r *http.Request, p core.Princip
 		return err
 	}
 	writeJSON(w, http.StatusOK, protocol.NotifyLevelBody{Level: string(level)})
+	return nil
+}
+
+func (a *API) notifyLevels(w http.ResponseWriter, r *http.Request, p core.Principal) error {
+	levels, err := a.svc.NotifyLevels(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, protocol.FromNotifyLevels(levels))
 	return nil
 }
 

@@ -50,7 +50,6 @@ func (s *Store) CreatePushSubscription(ctx context.Context, sub chat.PushSubscri
 	return stored, nil
 }
 
-// ListPushSubscriptions implements chat.PushStore.
 // HasPushSubscriptions implements chat.PushStore.
 func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
 	var exists bool
@@ -60,6 +59,7 @@ func (s *Store) HasPushSubscriptions(ctx context.Context) (bool, error) {
 	return exists, nil
 }
 
+// ListPushSubscriptions implements chat.PushStore.
 func (s *Store) ListPushSubscriptions(ctx context.Context, user chat.UserID) ([]chat.PushSubscription, error) {
 	const op = "postgres.ListPushSubscriptions"
 	rows, err := s.pool.Query(ctx, `SELECT `+pushColumns+` FROM push_subscriptions
@@ -141,6 +141,31 @@ func (s *Store) GetNotifyLevel(ctx context.Context, conv chat.ConversationID, us
 		return "", classify(op, "the read", err)
 	}
 	return chat.NotifyLevel(level), nil
+}
+
+// ListNotifyLevels implements chat.PushStore with one query: the user's
+// memberships from members_by_user, each joined to its notify_levels row
+// by primary key, so it reads no level of a conversation the user left.
+func (s *Store) ListNotifyLevels(ctx context.Context, user chat.UserID) ([]chat.ConvNotifyLevel, error) {
+	const op = "postgres.ListNotifyLevels"
+	rows, err := s.pool.Query(ctx, `SELECT l.conv_id, l.level
+		FROM members AS m
+		JOIN notify_levels AS l ON l.conv_id = m.conv_id AND l.user_id = m.user_id
+		WHERE m.user_id = $1
+		ORDER BY m.conv_id`, int64(user))
+	if err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	out, err := collect(rows, func(row pgx.Row) (chat.ConvNotifyLevel, error) {
+		var conv int64
+		var level string
+		err := row.Scan(&conv, &level)
+		return chat.ConvNotifyLevel{Conv: chat.ConversationID(conv), Level: chat.NotifyLevel(level)}, err
+	})
+	if err != nil {
+		return nil, classify(op, "the read", err)
+	}
+	return out, nil
 }
 
 // ListPushRecipients implements chat.PushStore with one query.

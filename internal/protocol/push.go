@@ -57,6 +57,27 @@ type NotifyLevelBody struct {
 	Level string `json:"level"`
 }
 
+// NotifyLevelsResponse answers GET /v1/me/notification-levels: the
+// caller's levels other than "all", one per conversation, by id.
+type NotifyLevelsResponse struct {
+	Levels []ConvNotifyLevel `json:"levels"`
+}
+
+// ConvNotifyLevel is the caller's notification level in one conversation.
+type ConvNotifyLevel struct {
+	Conv  string `json:"conv"`
+	Level string `json:"level"`
+}
+
+// FromNotifyLevels converts a user's levels (never a null list).
+func FromNotifyLevels(levels []chat.ConvNotifyLevel) NotifyLevelsResponse {
+	out := NotifyLevelsResponse{Levels: make([]ConvNotifyLevel, len(levels))}
+	for i, l := range levels {
+		out.Levels[i] = ConvNotifyLevel{Conv: l.Conv.String(), Level: string(l.Level)}
+	}
+	return out
+}
+
 // PushSettingsBody is the body and answer of PUT/GET /v1/me/push-settings.
 type PushSettingsBody struct {
 	HideText bool `json:"hide_text"`

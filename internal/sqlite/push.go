@@ -163,6 +163,34 @@ func (s *Store) GetNotifyLevel(ctx context.Context, conv chat.ConversationID, us
 	return chat.NotifyLevel(level), nil
 }
 
+// ListNotifyLevels implements chat.PushStore with one query: the user's
+// memberships from members_by_user, each joined to its notify_levels row
+// by primary key, so it reads no level of a conversation the user left.
+func (s *Store) ListNotifyLevels(ctx context.Context, user chat.UserID) ([]chat.ConvNotifyLevel, error) {
+	const op = "sqlite.ListNotifyLevels"
+	rows, err := s.r.QueryContext(ctx, `SELECT l.conv_id, l.level
+		FROM members AS m
+		JOIN notify_levels AS l ON l.conv_id = m.conv_id AND l.user_id = m.user_id
+		WHERE m.user_id = ?
+		ORDER BY m.conv_id`, int64(user))
+	if err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	defer rows.Close()
+	var out []chat.ConvNotifyLevel
+	for rows.Next() {
+		var l chat.ConvNotifyLevel
+		if err := rows.Scan(&l.Conv, &l.Level); err != nil {
+			return nil, chat.Unavailable(op, err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, chat.Unavailable(op, err)
+	}
+	return out, nil
+}
+
 // ListPushRecipients implements chat.PushStore with one query.
 func (s *Store) ListPushRecipients(ctx context.Context, conv chat.ConversationID, users []chat.UserID, now time.Time) ([]chat.PushRecipient, error) {
 	const op = "sqlite.ListPushRecipients"

@@ -4,7 +4,6 @@
 // device are seen after a reload (the server pushes no frame for them).
 
 const LEVELS = new Set(['all', 'mentions', 'none']);
-const LEVEL_FETCHES = 3; // level look-ups at once (one request per conversation)
 
 /** My contacts (GET/PUT/DELETE /v1/contacts), oldest first. */
 export class Contacts {
@@ -46,55 +45,71 @@ export class Contacts {
 
 /**
  * Notification levels per conversation ("all", "mentions" or "none").
- * The conversation list does not carry them, so each is read once, when
- * the conversation is first shown, a few at a time.
+ * The conversation list does not carry them: load() reads all of them in
+ * one request (GET /v1/me/notification-levels, which lists only levels
+ * other than "all"), whenever the list is loaded. refresh() re-reads one
+ * conversation's, where a stale level matters (its menu).
  */
 export class NotifyLevels {
   constructor(api, emit) {
     this.api = api;
-    this.emit = emit; // emit(convID)
-    this.levels = new Map(); // conv id -> level; absent = not read yet
-    this.asked = new Set();
-    this.queue = [];
-    this.running = 0;
+    this.emit = emit; // emit(convID); '' for every conversation
+    this.levels = new Map(); // conv id -> "mentions" or "none"; absent = "all"
+    this.loaded = false; // a load() has succeeded
+    this.loading = null; // the load() in flight
+    this.touched = new Set(); // set or re-read while a load was in flight: newer than its answer
+    this.sets = 0; // set() calls started: a re-read begun before one may answer the old level
   }
 
-  /** The level of a conversation as last read ("all" until it is), reading it if needed. */
+  /** The level of a conversation as last read ("all" until it is). */
   get(convID) {
-    const level = this.levels.get(convID);
-    if (level === undefined && !this.asked.has(convID)) {
-      this.asked.add(convID);
-      this.queue.push(convID);
-      this.#pump();
-    }
-    return level ?? 'all';
+    return this.levels.get(convID) ?? 'all';
+  }
+
+  /** Reads every level in one request; concurrent calls share it. */
+  load() {
+    this.loading ??= (async () => {
+      this.touched.clear();
+      try {
+        const { levels } = await this.api.request('GET', '/v1/me/notification-levels');
+        const next = new Map();
+        for (const { conv, level } of levels ?? []) if (LEVELS.has(level) && level !== 'all') next.set(conv, level);
+        for (const convID of this.touched) {
+          const mine = this.levels.get(convID);
+          if (mine) next.set(convID, mine);
+          else next.delete(convID);
+        }
+        this.levels = next;
+        this.loaded = true;
+        this.emit('');
+      } finally {
+        this.loading = null;
+      }
+    })();
+    return this.loading;
+  }
+
+  /** Re-reads one conversation's level (GET …/notifications); resolves to it. */
+  async refresh(convID) {
+    const sets = this.sets;
+    const { level } = await this.api.request('GET', `/v1/conversations/${convID}/notifications`);
+    if (LEVELS.has(level) && sets === this.sets) this.#put(convID, level);
+    return this.get(convID);
   }
 
   async set(convID, level) {
     if (!LEVELS.has(level)) throw new Error('unknown notification level ' + level);
+    this.sets++;
     const res = await this.api.request('PUT', `/v1/conversations/${convID}/notifications`, { level });
-    this.levels.set(convID, res?.level ?? level);
-    this.emit(convID);
+    this.#put(convID, LEVELS.has(res?.level) ? res.level : level);
   }
 
-  #pump() {
-    while (this.running < LEVEL_FETCHES && this.queue.length) {
-      const convID = this.queue.shift();
-      this.running++;
-      this.api
-        .request('GET', `/v1/conversations/${convID}/notifications`)
-        .then(
-          ({ level }) => {
-            if (!this.levels.has(convID)) this.levels.set(convID, LEVELS.has(level) ? level : 'all');
-            this.emit(convID);
-          },
-          () => this.asked.delete(convID), // not a member any more, or offline: asked again when shown
-        )
-        .finally(() => {
-          this.running--;
-          this.#pump();
-        });
-    }
+  #put(convID, level) {
+    const before = this.get(convID);
+    if (level === 'all') this.levels.delete(convID);
+    else this.levels.set(convID, level);
+    if (this.loading) this.touched.add(convID);
+    if (level !== before) this.emit(convID);
   }
 }
 

@@ -111,9 +111,11 @@ export class Store extends EventTarget {
     for (const c of this.convs.values()) this.scheduleReceipts(c.id);
     if (document.visibilityState !== 'visible') this.conn.notify({ type: 'presence', status: 'away' });
     this.#refreshPresence().catch(() => {});
+    if (!this.levels.loaded) this.levels.load().catch(() => {}); // failed before (offline at start)
   }
 
   async #loadList(cursor) {
+    this.levels.load().catch(() => {}); // all levels, in parallel (not awaited): "all" is shown until they arrive
     const { conversations } = await this.api.request('GET', '/v1/conversations');
     const keep = new Set();
     let top = 0;

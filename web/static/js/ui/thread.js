@@ -507,6 +507,11 @@ export class ThreadView {
     });
     this.menuButton.after(menu);
     (menu.querySelector('[aria-checked=true]') ?? menu.querySelector('[role^=menuitem]')).focus();
+    // The level may have changed on another device since the list was read.
+    store.levels.refresh(c.id).then(
+      (now) => items.forEach((b) => b.setAttribute('aria-checked', String(b.dataset.level === now))),
+      () => {}, // offline, or not a member any more: the menu shows what was read
+    );
     setTimeout(() => document.addEventListener('pointerdown', outside, true));
   }
 
