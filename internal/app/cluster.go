@@ -61,10 +61,14 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { a.log.Info("NATS connection back", "server", nc.ConnectedUrlRedacted()) }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			a.log.Warn("NATS error", "err", err)
-			if errors.Is(err, nats.ErrSlowConsumer) {
-				c.suspectLoss() // the bus reports the drop within a second
+			// Only the bus's own subscription (<cluster>.>) carries events;
+			// only its losses thaw the cursor again (the bus reports them
+			// within a second). A slow presence or lease watcher must not
+			// freeze it for good.
+			if errors.Is(err, nats.ErrSlowConsumer) && (sub == nil || sub.Subject == name+".>") {
+				c.suspectLoss()
 			}
 		}),
 	)

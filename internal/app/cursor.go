@@ -63,7 +63,13 @@ type cursorClock struct {
 	expiry time.Duration // a node heard of neither way this long is gone
 	grace  time.Duration // how long a released lease's goodbye is awaited
 	nodes  map[string]*nodeMark
-	frozen int64 // while positive, the cursor to give until thaw
+	// left holds the holders that said goodbye (a final watermark), with
+	// when: a lease refresh of theirs that comes later (sent before their
+	// lease was released, or watched late) must not bring them back, or
+	// their release would look like a death.
+	left     map[string]time.Time
+	frozen   int64 // while isFrozen, the cursor to give until thaw
+	isFrozen bool
 }
 
 // nodeMark is what this node knows of one incarnation of a node.
@@ -87,7 +93,7 @@ func newCursorClock(expiry time.Duration, now func() time.Time, log *slog.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &cursorClock{now: now, log: log, interval: watermarkInterval, nodes: make(map[string]*nodeMark)}
+	c := &cursorClock{now: now, log: log, interval: watermarkInterval, nodes: make(map[string]*nodeMark), left: make(map[string]time.Time)}
 	c.setExpiry(expiry)
 	return c
 }
@@ -112,7 +118,7 @@ func (c *cursorClock) setExpiry(d time.Duration) {
 func (c *cursorClock) cursor() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frozen > 0 {
+	if c.isFrozen {
 		return c.frozen
 	}
 	return c.lowestLocked()
@@ -133,8 +139,10 @@ func (c *cursorClock) lowestLocked() int64 {
 func (c *cursorClock) freeze() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frozen == 0 {
-		c.frozen = max(c.lowestLocked(), 1)
+	if !c.isFrozen {
+		// 0 (no cursor yet: clients keep theirs) stays 0, never 1, which
+		// would send clients back to the beginning.
+		c.frozen, c.isFrozen = c.lowestLocked(), true
 	}
 }
 
@@ -142,7 +150,7 @@ func (c *cursorClock) freeze() {
 func (c *cursorClock) thaw() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.frozen = 0
+	c.frozen, c.isFrozen = 0, false
 }
 
 // mark takes a watermark that this node's subscription handed on, in
@@ -154,6 +162,10 @@ func (c *cursorClock) mark(w natsbus.Watermark) {
 	if w.Final {
 		// Everything it committed has been handed on: nothing to wait for.
 		delete(c.nodes, w.Holder)
+		c.left[w.Holder] = c.now()
+		return
+	}
+	if _, ok := c.left[w.Holder]; ok {
 		return
 	}
 	if n == nil {
@@ -176,6 +188,14 @@ func (c *cursorClock) lease(ch natsbus.NodeChange) {
 			}
 		}
 		return
+	}
+	for holder, at := range c.left {
+		if now.Sub(at) > 2*c.expiry {
+			delete(c.left, holder) // its lease is long gone by now
+		}
+	}
+	if _, ok := c.left[ch.Holder]; ok {
+		return // a late refresh of a node that said goodbye
 	}
 	n := c.nodes[ch.Holder]
 	if n == nil {

@@ -168,6 +168,27 @@ func TestCursorClock_GoodbyeVersusRelease(t *testing.T) {
 	}
 }
 
+// A lease refresh that arrives after a node's goodbye (it was sent before
+// the lease was released, or the watch delivered it late) does not bring
+// the node back: its release then makes nobody reconnect.
+func TestCursorClock_LateRefreshAfterGoodbyeIsIgnored(t *testing.T) {
+	c, sc := testClock(t)
+	c.lease(put(2, "b"))
+	c.mark(mark(2, "b", 100))
+	c.mark(natsbus.Watermark{Node: 2, Holder: "b", Final: true})
+	before := c.cursor()
+	c.lease(put(2, "b"))
+	c.mark(mark(2, "b", 90)) // a watermark overtaken by the goodbye
+	if got := c.cursor(); got != before {
+		t.Fatalf("cursor after a late refresh = %d, want %d", got, before)
+	}
+	c.lease(natsbus.NodeChange{Node: 2, Released: true})
+	sc.add(c.expiry + c.grace)
+	if gone := c.due(); len(gone) != 0 {
+		t.Fatalf("due after a goodbye and a late refresh: %v", gone)
+	}
+}
+
 // Another holder taking a node id means the previous one lost it: it is
 // due at once, and speaking again does not save it.
 func TestCursorClock_ReplacedHolderIsDue(t *testing.T) {
@@ -199,6 +220,21 @@ func TestCursorClock_FreezeHoldsTheCursor(t *testing.T) {
 		t.Fatalf("frozen cursor = %d, want 90", got)
 	}
 	c.freeze() // a second suspicion keeps the first, lower cursor
+	c.thaw()
+	if got := c.cursor(); got != 200 {
+		t.Fatalf("thawed cursor = %d, want 200", got)
+	}
+}
+
+// Frozen before any watermark arrived, the cursor stays 0 (clients keep
+// the cursor they have) rather than 1, which would replay everything.
+func TestCursorClock_FreezeWithoutACursorKeepsNone(t *testing.T) {
+	c := newCursorClock(time.Minute, nil, nil)
+	c.freeze()
+	c.mark(mark(2, "b", 200))
+	if got := c.cursor(); got != 0 {
+		t.Fatalf("cursor frozen before any watermark = %d, want 0", got)
+	}
 	c.thaw()
 	if got := c.cursor(); got != 200 {
 		t.Fatalf("thawed cursor = %d, want 200", got)

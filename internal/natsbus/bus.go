@@ -186,15 +186,20 @@ func (b *Bus) subject(e chat.Event) (string, error) {
 // could not be handed over still uses up its number, so that subscribers
 // see the gap when this Bus's next message arrives.
 func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
+	// Every way out without sending uses a number up too: the caller
+	// committed what e says, and subscribers must see that they missed it.
 	if err := ctx.Err(); err != nil {
+		b.skip()
 		return fmt.Errorf("natsbus.Publish: %w", err)
 	}
 	subj, err := b.subject(e)
 	if err != nil {
+		b.skip()
 		return err
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
+		b.skip()
 		return fmt.Errorf("natsbus.Publish: encode %s event: %w", e.Kind, err)
 	}
 	if err := b.send(subj, data, true); err != nil {
@@ -225,6 +230,14 @@ func (b *Bus) PublishWatermark(ctx context.Context, w Watermark) error {
 		return chat.Unavailable("natsbus.PublishWatermark", err)
 	}
 	return nil
+}
+
+// skip uses up this Bus's next sequence number without sending anything:
+// subscribers see a gap at its next message and treat it as a loss.
+func (b *Bus) skip() {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	b.pubSeq++
 }
 
 // send numbers data (a JSON object) with this Bus's next sequence number

@@ -121,6 +121,38 @@ func TestBus_LostPublishIsReportedBeforeTheNextMessage(t *testing.T) {
 	}
 }
 
+// An event that Publish gives up on before sending (its context ended, or
+// it cannot be encoded) is a committed change the subscribers will not
+// get: it shows as a gap before the next message too.
+func TestBus_EventNotSentIsReportedBeforeTheNextMessage(t *testing.T) {
+	env := newEnv(t, natstest.Start(t), false)
+	j := subscribeJournal(t, env)
+	pub := env.newBus(t, Options{})
+	ctx := context.Background()
+	if err := pub.Publish(ctx, chat.Event{Kind: chat.EventReceipt, Conv: 1, Pos: 1}); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := pub.Publish(done, chat.Event{Kind: chat.EventReceipt, Conv: 1, Pos: 2}); err == nil {
+		t.Fatal("publishing with an ended context succeeded")
+	}
+	if err := pub.Publish(ctx, chat.Event{Kind: chat.EventReceipt}); err == nil { // neither conversation nor user
+		t.Fatal("publishing an event without a subject succeeded")
+	}
+	if err := pub.PublishWatermark(ctx, Watermark{Node: 1, Holder: "h", Pos: 3}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"event 1", "loss 0", "mark 1 h 3 false"}
+	waitUntil(t, 10*time.Second, "everything to arrive", func() bool { return len(j.snapshot()) >= len(want) })
+	got := j.snapshot()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("journal %v, want %v", got, want)
+		}
+	}
+}
+
 // A watermark is never buffered for later: while the connection is not up,
 // PublishWatermark fails with unavailable.
 func TestBus_PublishWatermarkNeedsTheConnection(t *testing.T) {
