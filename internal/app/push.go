@@ -175,6 +175,13 @@ type notifyingBus struct {
 	notify func(chat.Event)
 }
 
+// ReportLoss passes chat.LossReporter through to the wrapped bus.
+func (b notifyingBus) ReportLoss() {
+	if r, ok := b.Bus.(chat.LossReporter); ok {
+		r.ReportLoss()
+	}
+}
+
 func (b notifyingBus) Publish(ctx context.Context, e chat.Event) error {
 	b.notify(e)
 	return b.Bus.Publish(ctx, e)

@@ -67,3 +67,13 @@ type Bus interface {
 	// cancel waits until handle is no longer running.
 	Subscribe(ctx context.Context, handle func(Event)) (cancel func(), err error)
 }
+
+// LossReporter is implemented by a Bus whose subscribers can be told that
+// an event of this publisher will never come: ReportLoss makes them treat
+// the next message from it as following a lost one (clients reconnect and
+// catch up from the store). The core calls it when a write's commit has an
+// unknown outcome (ErrCommitUncertain): the change may be stored, but its
+// event was not published.
+type LossReporter interface {
+	ReportLoss()
+}

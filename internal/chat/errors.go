@@ -62,6 +62,13 @@ func Errorf(code Code, format string, args ...any) *Error {
 
 // Unavailable wraps a backend failure as a retryable unavailable error. The
 // cause is kept for logs and never shown to users.
+// ErrCommitUncertain is in the chain of a store error when the connection
+// failed while a transaction was being committed: the write may or may not
+// be stored. Such a write is not retried by the store; a caller that
+// publishes events after writes must assume it may be stored unpublished
+// (see LossReporter).
+var ErrCommitUncertain = errors.New("the outcome of the commit is unknown")
+
 func Unavailable(op string, err error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable; retry", Op: op, Err: err}
 }

@@ -32,6 +32,10 @@ type appender struct {
 	// attachments, if set, fills in the attachments of the stored
 	// messages that retried sends return (set before run starts).
 	attachments func(ctx context.Context, msgs ...*chat.Message)
+	// uncertain, if set, is called on the appender goroutine when a write's
+	// commit has an unknown outcome (chat.ErrCommitUncertain), before the
+	// next write starts.
+	uncertain func()
 }
 
 type appendReq struct {
@@ -182,6 +186,9 @@ func (a *appender) commit(batch []appendReq, drafts []chat.Draft) []chat.Draft {
 		a.observe(len(batch), time.Since(start), err)
 	}
 	if err != nil {
+		if a.uncertain != nil && errors.Is(err, chat.ErrCommitUncertain) {
+			a.uncertain()
+		}
 		for _, r := range batch {
 			r.done(SendResult{}, err)
 		}

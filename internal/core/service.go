@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -168,6 +169,7 @@ func New(d Deps, opts Options) *Service {
 		opts: opts, log: opts.Logger,
 	}
 	s.appender = newAppender(d.Store, s.publish, opts)
+	s.appender.uncertain = s.reportUncertain
 	s.members = newMemberCache(d.Store, opts.Now)
 	s.typing = newTypingThrottle(opts.TypingInterval)
 	s.presence = d.Presence
@@ -253,10 +255,27 @@ func (s *Service) publish(ctx context.Context, e chat.Event) {
 // appender), and returns its error.
 func (s *Service) write(ctx context.Context, fn func(ctx context.Context) error) error {
 	var err error
-	if qerr := s.appender.do(ctx, func(ctx context.Context) { err = fn(ctx) }); qerr != nil {
+	if qerr := s.appender.do(ctx, func(ctx context.Context) {
+		if err = fn(ctx); errors.Is(err, chat.ErrCommitUncertain) {
+			s.reportUncertain()
+		}
+	}); qerr != nil {
 		return qerr
 	}
 	return err
+}
+
+// reportUncertain runs on the appender goroutine after a write whose
+// commit has an unknown outcome: the change may be stored although its
+// event was never published, and a retry of it finds it stored and
+// publishes nothing. A bus that can (chat.LossReporter: natsbus) makes its
+// subscribers treat this as a lost event before anything that follows,
+// so that clients catch up from cursors that have not passed it.
+func (s *Service) reportUncertain() {
+	s.log.Warn("a commit's outcome is unknown (the store connection failed during it); clients will catch up from the store")
+	if r, ok := s.bus.(chat.LossReporter); ok {
+		r.ReportLoss()
+	}
 }
 
 // Settled reads the store's newest change position on the appender

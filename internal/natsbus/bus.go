@@ -232,6 +232,10 @@ func (b *Bus) PublishWatermark(ctx context.Context, w Watermark) error {
 	return nil
 }
 
+// ReportLoss implements chat.LossReporter: subscribers see a gap in this
+// Bus's numbers at its next message, as for an event lost on the way.
+func (b *Bus) ReportLoss() { b.skip() }
+
 // skip uses up this Bus's next sequence number without sending anything:
 // subscribers see a gap at its next message and treat it as a loss.
 func (b *Bus) skip() {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -122,7 +123,16 @@ func (s *Store) writeOnce(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		// A server's answer (a PgError) means the transaction was rolled
+		// back; anything else (the connection broke, ctx ended) leaves its
+		// outcome unknown.
+		if _, ok := errors.AsType[*pgconn.PgError](err); !ok {
+			return fmt.Errorf("%w: %w", chat.ErrCommitUncertain, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // read runs fn in a REPEATABLE READ, READ ONLY transaction: every query fn
