@@ -78,7 +78,9 @@ type PeopleStore interface {
 	ListProfiles(ctx context.Context, ids []UserID) ([]Profile, error)
 	// UpdateProfile applies change to a live account's profile, sets
 	// UpdatedAt to at and returns the profile. CodeNotFound for an unknown
-	// or deleted account.
+	// or deleted account, and for a non-empty change.Avatar that is not
+	// the account's stored avatar (checked in the same transaction, so no
+	// concurrent avatar change can make the profile name a deleted one).
 	UpdateProfile(ctx context.Context, id UserID, change ProfileChange, at time.Time) (Profile, error)
 	// SearchProfiles returns up to limit live accounts whose username or
 	// folded display name (see FoldName) starts with prefix (already

@@ -58,6 +58,21 @@ func profileTests() peopleMethod {
 			mustNot(t, "GetProfile", err)
 			wantEqual(t, "profile", chat.Profile{User: u.ID, Username: "alice", CreatedAt: At(0)}, p)
 		}},
+		{"an avatar must be the user's own stored avatar", func(t *testing.T, s chat.Store, ps chat.PeopleStore, ids *IDs) {
+			u := MustCreateUser(t, s, ids, "alice")
+			v := MustCreateUser(t, s, ids, "victor")
+			_, err := ps.UpdateProfile(t.Context(), u.ID, chat.ProfileChange{Avatar: ptr("never-uploaded")}, At(time.Minute))
+			wantCode(t, err, chat.CodeNotFound)
+			wearTestAvatar(t, ps, v.ID, "victors")
+			_, err = ps.UpdateProfile(t.Context(), u.ID, chat.ProfileChange{Avatar: ptr("victors")}, At(time.Minute))
+			wantCode(t, err, chat.CodeNotFound)
+			wearTestAvatar(t, ps, u.ID, "alices")
+			got, err := ps.UpdateProfile(t.Context(), u.ID, chat.ProfileChange{Avatar: ptr("alices")}, At(2*time.Minute))
+			mustNot(t, "UpdateProfile", err)
+			if got.Avatar != "alices" {
+				t.Errorf("avatar = %q, want alices", got.Avatar)
+			}
+		}},
 		{"unknown user is not found", func(t *testing.T, _ chat.Store, ps chat.PeopleStore, _ *IDs) {
 			_, err := ps.GetProfile(t.Context(), 404)
 			wantCode(t, err, chat.CodeNotFound)
@@ -66,6 +81,7 @@ func profileTests() peopleMethod {
 		}},
 		{"partial updates keep the other fields", func(t *testing.T, s chat.Store, ps chat.PeopleStore, ids *IDs) {
 			u := MustCreateUser(t, s, ids, "alice")
+			wearTestAvatar(t, ps, u.ID, "att-1")
 			_, err := ps.UpdateProfile(t.Context(), u.ID, chat.ProfileChange{DisplayName: ptr("Alice A."), Avatar: ptr("att-1")}, At(time.Minute))
 			mustNot(t, "UpdateProfile", err)
 			got, err := ps.UpdateProfile(t.Context(), u.ID, chat.ProfileChange{StatusText: ptr("on holiday")}, At(2*time.Minute))
@@ -325,6 +341,7 @@ func deleteAccountTests() peopleMethod {
 					mustNot(t, "RevokeSession", s.RevokeSession(t.Context(), a.ID, sess.ID, At(time.Second)))
 				}
 			}
+			wearTestAvatar(t, ps, a.ID, "att")
 			_, err := ps.UpdateProfile(t.Context(), a.ID, chat.ProfileChange{DisplayName: ptr("Alice"), StatusText: ptr("hi"), Avatar: ptr("att")}, At(time.Minute))
 			mustNot(t, "UpdateProfile", err)
 			_, err = ps.SetRelation(t.Context(), a.ID, b.ID, chat.RelationContact, true, At(0))
@@ -371,4 +388,18 @@ func deleteAccountTests() peopleMethod {
 			wantCode(t, err, chat.CodeNotFound)
 		}},
 	}}
+}
+
+// wearTestAvatar stores an avatar with id for user (through the store's
+// AvatarStore, which also makes it the profile's avatar).
+func wearTestAvatar(t *testing.T, ps chat.PeopleStore, user chat.UserID, id string) {
+	t.Helper()
+	av, ok := ps.(chat.AvatarStore)
+	if !ok {
+		t.Skip("the store keeps no avatars")
+	}
+	_, err := av.PutAvatar(t.Context(), chat.Avatar{ID: id, User: user, ContentType: "image/png", Size: 1, SHA256: "ab", Side: 512,
+		ContentKey: "avatar/" + id + "/image", ThumbnailKey: "avatar/" + id + "/thumbnail", ThumbnailSize: 1,
+		ThumbnailSHA256: "cd", CreatedAt: At(0)})
+	mustNot(t, "PutAvatar", err)
 }

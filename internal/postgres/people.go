@@ -88,6 +88,18 @@ func (s *Store) UpdateProfile(ctx context.Context, id chat.UserID, change chat.P
 		if change.StatusText != nil {
 			p.StatusText = *change.StatusText
 		}
+		if change.Avatar != nil && *change.Avatar != "" {
+			// Checked here, under the user's row lock that PutAvatar and
+			// DeleteAvatar take too: a check before the transaction could
+			// pass for an avatar another node replaces meanwhile.
+			var ok bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM avatars WHERE user_id = $1 AND id = $2)`, int64(id), *change.Avatar).Scan(&ok); err != nil {
+				return err
+			}
+			if !ok {
+				return newError(op, chat.CodeNotFound, "avatar must be the id of the avatar you uploaded (POST /v1/users/me/avatar)")
+			}
+		}
 		if change.Avatar != nil {
 			p.Avatar = *change.Avatar
 		}

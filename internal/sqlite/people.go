@@ -83,6 +83,11 @@ func (s *Store) UpdateProfile(ctx context.Context, id chat.UserID, change chat.P
 	if change.StatusText != nil {
 		p.StatusText = *change.StatusText
 	}
+	if change.Avatar != nil && *change.Avatar != "" {
+		if err := ownAvatar(ctx, tx, op, id, *change.Avatar); err != nil {
+			return chat.Profile{}, err
+		}
+	}
 	if change.Avatar != nil {
 		p.Avatar = *change.Avatar
 	}
@@ -253,4 +258,18 @@ func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHas
 		return nil, chat.Unavailable(op, err)
 	}
 	return sessions, nil
+}
+
+// ownAvatar fails not_found unless id is user's stored avatar. It runs in
+// the write transaction that sets the profile, so that no avatar change
+// can come in between.
+func ownAvatar(ctx context.Context, tx *sql.Tx, op string, user chat.UserID, id string) error {
+	var ok bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM avatars WHERE user_id = ? AND id = ?)`, int64(user), id).Scan(&ok); err != nil {
+		return chat.Unavailable(op, err)
+	}
+	if !ok {
+		return newError(op, chat.CodeNotFound, "avatar must be the id of the avatar you uploaded (POST /v1/users/me/avatar)")
+	}
+	return nil
 }
