@@ -124,7 +124,10 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnWatermark: c.clock.mark, OnLoss: func(dropped int) { c.lost(a, dropped) }})
+	// A node can be away from NATS for up to its lease TTL and come back
+	// alive: the others must still know where its sequence stood.
+	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnWatermark: c.clock.mark, OnLoss: func(dropped int) { c.lost(a, dropped) },
+		PublisherIdle: max(10*time.Minute, 2*leaseTTL)})
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,12 @@ type Options struct {
 	// has been handed to the subscription's handler, or reported lost.
 	// It must not block.
 	OnWatermark func(Watermark)
+	// PublisherIdle is how long a subscription remembers where a silent
+	// publisher's sequence stood; zero means 10 minutes. A publisher
+	// silent for longer is forgotten, and a gap at its return would go
+	// unseen: keep it above the longest a live node can be away (its node
+	// id lease TTL).
+	PublisherIdle time.Duration
 }
 
 // Watermark is a node's promise about its own events: before this
@@ -84,6 +90,8 @@ type Bus struct {
 	log       *slog.Logger
 	onLoss    func(int)
 	onMark    func(Watermark)
+	// publisherIdle is Options.PublisherIdle, filled in.
+	publisherIdle time.Duration
 
 	// controlLost is the subject on which a node that was away from NATS
 	// tells the others that its events may be lost or late (payload: id).
@@ -140,6 +148,9 @@ func New(nc *nats.Conn, opts Options) (*Bus, error) {
 	if !tokenPattern.MatchString(opts.Prefix) {
 		return nil, chat.Errorf(chat.CodeInvalidArgument, "natsbus: subject prefix %q is not a NATS token ([A-Za-z0-9_-]+)", opts.Prefix)
 	}
+	if opts.PublisherIdle <= 0 {
+		opts.PublisherIdle = defaultPublisherIdle
+	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1 << 16
 	}
@@ -149,7 +160,8 @@ func New(nc *nats.Conn, opts Options) (*Bus, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	return &Bus{nc: nc, prefix: opts.Prefix, queueSize: opts.QueueSize, log: opts.Logger, onLoss: opts.OnLoss, onMark: opts.OnWatermark,
-		controlLost: opts.Prefix + ".control.lost", watermarks: opts.Prefix + ".control.watermark", id: hex.EncodeToString(id[:])}, nil
+		publisherIdle: opts.PublisherIdle,
+		controlLost:   opts.Prefix + ".control.lost", watermarks: opts.Prefix + ".control.watermark", id: hex.EncodeToString(id[:])}, nil
 }
 
 // Stats returns the bus's counters.
@@ -319,10 +331,10 @@ type publisher struct {
 	seen time.Time
 }
 
-// publisherIdle is how long a publisher that sent nothing is remembered;
-// nodes send watermarks several times a second, so one silent that long
-// is gone.
-const publisherIdle = 10 * time.Minute
+// defaultPublisherIdle is how long a publisher that sent nothing is
+// remembered (Options.PublisherIdle); nodes send watermarks several times
+// a second, so one silent that long is gone.
+const defaultPublisherIdle = 10 * time.Minute
 
 func (s *subscription) cancel() {
 	s.once.Do(func() { close(s.stop) })
@@ -405,7 +417,7 @@ func (s *subscription) run(ctx context.Context, handle func(chat.Event)) {
 				}
 			}
 			for id, p := range s.pubs {
-				if time.Since(p.seen) > publisherIdle {
+				if time.Since(p.seen) > s.b.publisherIdle {
 					delete(s.pubs, id)
 				}
 			}
