@@ -138,26 +138,20 @@ func TestCluster_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 		a := c.start(t, func(cfg *app.Config) { cfg.Store = u.String() })
 		b := c.start(t)
 		alice, _ := a.user(t, "alice")
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		group, err := alice.CreateGroup(ctxT(t), "uncertain", []string{bobID})
+		o := newObserver(t, b)
+		group, err := alice.CreateGroup(ctxT(t), "uncertain", []string{o.bobID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, bobIn := connect(t, bob)
-		carolConn, _ := connect(t, carol)
+		o.connect(t)
 		first, err := alice.Send(ctxT(t), group.ID, "first", "before the uncertain edit")
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitMessages(t, bobIn, "bob on B to get alice's message from A", group.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get alice's message from A", group.ID, 1, 20*time.Second)
 
 		const marker = "edited-at-an-uncertain-commit"
-		cut := len(bobIn.frames())
+		cut := len(o.in.frames())
 		cutter.arm(marker)
 		if _, err := alice.Edit(ctxT(t), group.ID, first.Message.ID, marker); err == nil {
 			t.Fatal("the edit whose commit answer was cut succeeded")
@@ -184,10 +178,10 @@ func TestCluster_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 		// Frames keep coming to bob (carol's messages); he must get the
 		// edit live or be told to reconnect, and no frame before that may
 		// carry a cursor at or past the edit.
-		stopChatter := chatter(t, carolConn, ticks.ID, "tick")
+		stopChatter := chatter(t, o.chat, o.ticks, "tick")
 		defer stopChatter()
 		eventually(t, 30*time.Second, "bob to get the edit live or be told to reconnect", func() bool {
-			for _, f := range bobIn.frames()[cut:] {
+			for _, f := range o.in.frames()[cut:] {
 				if f.Type == client.TypeReconnect {
 					return true
 				}
@@ -198,7 +192,7 @@ func TestCluster_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 			return false
 		})
 		stopChatter()
-		for _, f := range bobIn.frames()[cut:] {
+		for _, f := range o.in.frames()[cut:] {
 			if f.Type == client.TypeReconnect {
 				break
 			}

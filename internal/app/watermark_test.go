@@ -23,6 +23,40 @@ import (
 // passes a change the node has not handed to its clients, whatever happens
 // to the node that made it (see cluster.go and cursor.go).
 
+// observer is bob on a node, watching it: his connection records every
+// frame, and carol, on the same node, has a direct conversation with him
+// (ticks) whose messages keep frames, and their cursors, coming to him.
+type observer struct {
+	bob   *client.Client
+	bobID string
+	carol *client.Client
+	ticks string
+	conn  *client.Conn // bob's, after connect
+	in    *inbox
+	chat  *client.Conn // carol's, after connect: pass it to chatter
+}
+
+// newObserver registers bob and carol on n and makes their conversation.
+func newObserver(t *testing.T, n *node) *observer {
+	t.Helper()
+	o := &observer{}
+	o.bob, o.bobID = n.user(t, "bob")
+	o.carol, _ = n.user(t, "carol")
+	ticks, err := o.carol.CreateDirect(ctxT(t), o.bobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.ticks = ticks.ID
+	return o
+}
+
+// connect opens bob's and carol's connections.
+func (o *observer) connect(t *testing.T) {
+	t.Helper()
+	o.conn, o.in = connect(t, o.bob)
+	o.chat, _ = connect(t, o.carol)
+}
+
 // leaseTTL sets a node's id lease TTL (all nodes of a cluster use the same).
 func leaseTTL(d time.Duration) func(*app.Config) {
 	return func(cfg *app.Config) { cfg.NodeLeaseTTL = d }
@@ -85,27 +119,21 @@ func TestCluster_NodeKilledWithUnpublishedChanges(t *testing.T) {
 		a := c.start(t, busVia(bus), leaseTTL(ttl))
 		b := c.start(t, leaseTTL(ttl))
 		alice, _ := a.user(t, "alice")
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		group, err := alice.CreateGroup(ctxT(t), "before the cut", []string{bobID})
+		o := newObserver(t, b)
+		group, err := alice.CreateGroup(ctxT(t), "before the cut", []string{o.bobID})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bobConn, bobIn := connect(t, bob)
-		_, cursor := syncStream(t, bobConn, 0)
-		carolConn, _ := connect(t, carol)
+		o.connect(t)
+		_, cursor := syncStream(t, o.conn, 0)
 		first, err := alice.Send(ctxT(t), group.ID, "first", "before the cut")
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitMessages(t, bobIn, "bob on B to get alice's message from A", group.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get alice's message from A", group.ID, 1, 20*time.Second)
 
 		// Carol's messages keep frames (and cursors) coming to bob on B.
-		stopChatter := chatter(t, carolConn, ticks.ID, "tick")
+		stopChatter := chatter(t, o.chat, o.ticks, "tick")
 		bus.Cut()
 		edited, err := alice.Edit(ctxT(t), group.ID, first.Message.ID, "edited while cut off")
 		if err != nil {
@@ -131,7 +159,7 @@ func TestCluster_NodeKilledWithUnpublishedChanges(t *testing.T) {
 		var frames []client.ServerFrame
 		told := false
 		for time.Now().Before(deadline) {
-			frames = bobIn.frames()
+			frames = o.in.frames()
 			if i := reconnectFrameIndex(frames); i >= 0 {
 				frames, told = frames[:i], true
 				break
@@ -146,7 +174,7 @@ func TestCluster_NodeKilledWithUnpublishedChanges(t *testing.T) {
 
 		// Bob catches up from the cursor he saved: every change A made while
 		// cut off is there.
-		again, _ := connect(t, bob)
+		again, _ := connect(t, o.bob)
 		changes, _ := syncStream(t, again, saved)
 		var gotEdit, gotRename, gotSend bool
 		for _, ch := range changes {
@@ -177,31 +205,25 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 		a := c.start(t, busVia(bus))
 		b := c.start(t)
 		alice, _ := a.user(t, "alice")
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		direct, err := alice.CreateDirect(ctxT(t), bobID)
+		o := newObserver(t, b)
+		direct, err := alice.CreateDirect(ctxT(t), o.bobID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bobConn, bobIn := connect(t, bob)
-		_, cursor := syncStream(t, bobConn, 0)
-		carolConn, _ := connect(t, carol)
+		o.connect(t)
+		_, cursor := syncStream(t, o.conn, 0)
 		first, err := alice.Send(ctxT(t), direct.ID, "first", "before the cut")
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitMessages(t, bobIn, "bob on B to get alice's message from A", direct.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get alice's message from A", direct.ID, 1, 20*time.Second)
 		// A's watermark covering its message reaches B within an interval
 		// or so: until then B's cursor stays below it, rightly. Wait for
 		// frames that show it, so that "the cursor moves on after the cut"
 		// below is about the cut.
-		stopWarmup := chatter(t, carolConn, ticks.ID, "warmup")
+		stopWarmup := chatter(t, o.chat, o.ticks, "warmup")
 		eventually(t, 30*time.Second, "bob's frames to carry a cursor at alice's first message", func() bool {
-			return slices.ContainsFunc(bobIn.frames(), func(f client.ServerFrame) bool { return f.Cursor >= first.Message.Pos })
+			return slices.ContainsFunc(o.in.frames(), func(f client.ServerFrame) bool { return f.Cursor >= first.Message.Pos })
 		})
 		stopWarmup()
 
@@ -210,12 +232,12 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cut := len(bobIn.frames())
-		stopChatter := chatter(t, carolConn, ticks.ID, "tick")
+		cut := len(o.in.frames())
+		stopChatter := chatter(t, o.chat, o.ticks, "tick")
 		// 60 frames at 50ms apart: longer than the 2s cursor lag of old.
 		eventually(t, 30*time.Second, "60 of carol's messages to reach bob", func() bool {
 			n := 0
-			for _, m := range liveMessages(bobIn, ticks.ID) {
+			for _, m := range liveMessages(o.in, o.ticks) {
 				if strings.HasPrefix(m.ClientID, "tick-") {
 					n++
 				}
@@ -223,7 +245,7 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 			return n >= 60
 		})
 		stopChatter()
-		after := bobIn.frames()[cut:]
+		after := o.in.frames()[cut:]
 		moved := false
 		for _, f := range after {
 			if f.Cursor >= held.Message.Pos {
@@ -234,7 +256,7 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 		if !moved {
 			t.Fatalf("none of the %d frames after the cut carried a cursor", len(after))
 		}
-		for _, m := range liveMessages(bobIn, direct.ID) {
+		for _, m := range liveMessages(o.in, direct.ID) {
 			if m.ClientID == "held" {
 				t.Fatalf("bob got %q live although A's NATS link is cut", m.ClientID)
 			}
@@ -246,10 +268,10 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 		// gets him A's change.
 		bus.Restore()
 		eventually(t, 30*time.Second, "bob on B to get A's change live or be told to reconnect", func() bool {
-			frames := bobIn.frames()
-			return reconnectFrameIndex(frames) >= 0 || slices.ContainsFunc(liveMessages(bobIn, direct.ID), func(m client.Message) bool { return m.ClientID == "held" })
+			frames := o.in.frames()
+			return reconnectFrameIndex(frames) >= 0 || slices.ContainsFunc(liveMessages(o.in, direct.ID), func(m client.Message) bool { return m.ClientID == "held" })
 		})
-		frames := bobIn.frames()
+		frames := o.in.frames()
 		if i := reconnectFrameIndex(frames); i >= 0 {
 			frames = frames[:i]
 		}
@@ -261,9 +283,9 @@ func TestCluster_CursorNeverPassesAChangeNotYetReceived(t *testing.T) {
 				t.Fatalf("bob on B got a %s frame with cursor %d before A's change at %d", f.Type, f.Cursor, held.Message.Pos)
 			}
 		}
-		if reconnectFrameIndex(bobIn.frames()) >= 0 {
+		if reconnectFrameIndex(o.in.frames()) >= 0 {
 			saved := max(cursor, cursorOf(frames))
-			again, _ := connect(t, bob)
+			again, _ := connect(t, o.bob)
 			changes, _ := syncStream(t, again, saved)
 			if !slices.ContainsFunc(changes, func(ch client.Change) bool { return ch.Message != nil && ch.Message.ClientID == "held" }) {
 				t.Errorf("bob's sync from his saved cursor %d lacks A's message at %d", saved, held.Message.Pos)
@@ -280,38 +302,32 @@ func TestCluster_CleanShutdownReleasesTheCursorWithoutReconnects(t *testing.T) {
 	eachNATS(t, func(t *testing.T, c *cluster) {
 		a, b := c.start(t), c.start(t) // leases of 2 minutes
 		alice, _ := a.user(t, "alice")
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		direct, err := alice.CreateDirect(ctxT(t), bobID)
+		o := newObserver(t, b)
+		direct, err := alice.CreateDirect(ctxT(t), o.bobID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bobConn, bobIn := connect(t, bob)
-		carolConn, _ := connect(t, carol)
+		o.connect(t)
 		if _, err := alice.Send(ctxT(t), direct.ID, "last", "before A stops"); err != nil {
 			t.Fatal(err)
 		}
 		a.stop()
-		waitMessages(t, bobIn, "bob on B to get A's last message", direct.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get A's last message", direct.ID, 1, 20*time.Second)
 
-		after, _, err := carolConn.Send(ctxT(t), ticks.ID, "after", "A is gone")
+		after, _, err := o.chat.Send(ctxT(t), o.ticks, "after", "A is gone")
 		if err != nil {
 			t.Fatal(err)
 		}
-		chatter(t, carolConn, ticks.ID, "tick")
+		chatter(t, o.chat, o.ticks, "tick")
 		eventually(t, 30*time.Second, "bob's cursor to pass a change made after A stopped", func() bool {
-			return cursorOf(bobIn.frames()) >= after.Pos
+			return cursorOf(o.in.frames()) >= after.Pos
 		})
-		if i := reconnectFrameIndex(bobIn.frames()); i >= 0 {
+		if i := reconnectFrameIndex(o.in.frames()); i >= 0 {
 			t.Errorf("bob on B was told to reconnect after a clean shutdown of A")
 		}
 		select {
-		case <-bobConn.Done():
-			t.Errorf("bob's connection to B ended: %v", bobConn.Err())
+		case <-o.conn.Done():
+			t.Errorf("bob's connection to B ended: %v", o.conn.Err())
 		default:
 		}
 	})
@@ -324,20 +340,14 @@ func TestCluster_JoiningNodeNeverLowersTheCursor(t *testing.T) {
 	t.Parallel()
 	eachNATS(t, func(t *testing.T, c *cluster) {
 		_, b := c.start(t), c.start(t)
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, bobIn := connect(t, bob)
-		carolConn, _ := connect(t, carol)
-		chatter(t, carolConn, ticks.ID, "tick")
-		eventually(t, 20*time.Second, "bob's frames to carry a cursor", func() bool { return cursorOf(bobIn.frames()) > 0 })
+		o := newObserver(t, b)
+		o.connect(t)
+		chatter(t, o.chat, o.ticks, "tick")
+		eventually(t, 20*time.Second, "bob's frames to carry a cursor", func() bool { return cursorOf(o.in.frames()) > 0 })
 
 		cn := c.start(t)
 		dave, _ := cn.user(t, "dave")
-		direct, err := dave.CreateDirect(ctxT(t), bobID)
+		direct, err := dave.CreateDirect(ctxT(t), o.bobID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,12 +355,12 @@ func TestCluster_JoiningNodeNeverLowersTheCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitMessages(t, bobIn, "bob on B to get dave's message from C", direct.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get dave's message from C", direct.ID, 1, 20*time.Second)
 		eventually(t, 30*time.Second, "bob's cursor to pass the message made on C", func() bool {
-			return cursorOf(bobIn.frames()) >= fromC.Message.Pos
+			return cursorOf(o.in.frames()) >= fromC.Message.Pos
 		})
 		var last int64
-		for i, f := range bobIn.frames() {
+		for i, f := range o.in.frames() {
 			if f.Type == client.TypeReconnect {
 				t.Fatalf("bob was told to reconnect (frame %d)", i)
 			}
@@ -431,23 +441,17 @@ func TestCluster_FrameCursorStaysBelowAMessageTheSequencerWaitsFor(t *testing.T)
 		cn := c.start(t, busVia(bus))
 		b := c.start(t)
 		alice, _ := cn.user(t, "alice")
-		bob, bobID := b.user(t, "bob")
-		carol, _ := b.user(t, "carol")
-		direct, err := alice.CreateDirect(ctxT(t), bobID)
+		o := newObserver(t, b)
+		direct, err := alice.CreateDirect(ctxT(t), o.bobID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ticks, err := carol.CreateDirect(ctxT(t), bobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, bobIn := connect(t, bob)
-		carolConn, _ := connect(t, carol)
+		o.connect(t)
 		first, err := alice.Send(ctxT(t), direct.ID, "m1", "one")
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitMessages(t, bobIn, "bob on B to get message 1 from C", direct.ID, 1, 20*time.Second)
+		waitMessages(t, o.in, "bob on B to get message 1 from C", direct.ID, 1, 20*time.Second)
 
 		bus.Cut() // C's own events now wait in its reconnect buffer
 		m2, err := alice.Send(ctxT(t), direct.ID, "m2", "two")
@@ -467,17 +471,17 @@ func TestCluster_FrameCursorStaysBelowAMessageTheSequencerWaitsFor(t *testing.T)
 		if err := forge.PublishWatermark(ctx, natsbus.Watermark{Node: node, Holder: leaseHolder(t, c, node), Pos: m3.Message.Pos}); err != nil {
 			t.Fatal(err)
 		}
-		got := waitMessages(t, bobIn, "bob on B to get messages 2 and 3 (2 fetched from the store)", direct.ID, 3, 20*time.Second)
+		got := waitMessages(t, o.in, "bob on B to get messages 2 and 3 (2 fetched from the store)", direct.ID, 3, 20*time.Second)
 		checkLiveOrder(t, "bob on B", got)
-		for _, f := range bobIn.frames() {
+		for _, f := range o.in.frames() {
 			if m, _ := f.Msg(); m != nil && m.Conv == direct.ID && m.Seq >= 2 && f.Cursor >= m2.Message.Pos {
 				t.Errorf("the frame of message %d carries cursor %d, not below message 2 at %d, which B was still waiting for", m.Seq, f.Cursor, m2.Message.Pos)
 			}
 		}
 		// Then the cursor moves on (C's watermark vouches for both).
-		chatter(t, carolConn, ticks.ID, "tick")
+		chatter(t, o.chat, o.ticks, "tick")
 		eventually(t, 30*time.Second, "bob's cursor to pass message 3 once it was handed on", func() bool {
-			return cursorOf(bobIn.frames()) >= m3.Message.Pos
+			return cursorOf(o.in.frames()) >= m3.Message.Pos
 		})
 	})
 }
