@@ -20,11 +20,28 @@ import (
 // large one is uploaded in chunks) to dir/name.
 func noisePNG(t *testing.T, dir, name string, w, h int) string {
 	t.Helper()
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	r := rand.New(rand.NewPCG(1, 2))
+	return writePNG(t, dir, name, w, h, func(_, _ int) color.NRGBA {
+		return color.NRGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+	})
+}
+
+// gradientPNG writes a w×h PNG of smooth colours (a small file) to dir/name.
+func gradientPNG(t *testing.T, dir, name string, w, h int) string {
+	t.Helper()
+	return writePNG(t, dir, name, w, h, func(x, y int) color.NRGBA {
+		return color.NRGBA{uint8(x * 255 / w), uint8(y * 255 / h), 160, 255}
+	})
+}
+
+// writePNG writes a w×h PNG whose pixel (x, y) is at(x, y), row by row,
+// to dir/name and returns its path.
+func writePNG(t *testing.T, dir, name string, w, h int, at func(x, y int) color.NRGBA) string {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
 		for x := range w {
-			img.Set(x, y, color.NRGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255})
+			img.Set(x, y, at(x, y))
 		}
 	}
 	var buf bytes.Buffer

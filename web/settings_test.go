@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -75,26 +72,6 @@ func contactNames(t *testing.T, c *client.Client) []string {
 		names = append(names, r.User.Username)
 	}
 	return names
-}
-
-// gradientPNG writes a w×h PNG of smooth colours (a small file) to dir/name.
-func gradientPNG(t *testing.T, dir, name string, w, h int) string {
-	t.Helper()
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.NRGBA{uint8(x * 255 / w), uint8(y * 255 / h), 160, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestWebClient_Contacts: alice adds bob from the contacts dialog's people
