@@ -141,3 +141,17 @@ type BlobStore interface {
 	// Delete removes the blob; deleting an absent one is not an error.
 	Delete(ctx context.Context, key string) error
 }
+
+// Claimable checks what AttachmentStore.ClaimAttachments requires of a,
+// besides not being another message's: uploaded by uploader to conv
+// (not_found otherwise, so that the sender learns nothing about someone
+// else's upload) and ready (conflict otherwise). op names the caller.
+func Claimable(op string, a Attachment, conv ConversationID, uploader UserID) error {
+	if a.Uploader != uploader || a.Conv != conv {
+		return &Error{Code: CodeNotFound, Message: "no such attachment among your uploads to this conversation", Op: op}
+	}
+	if a.State != AttachmentReady {
+		return &Error{Code: CodeConflict, Message: "an attachment is not ready (still uploading, rejected or deleted)", Op: op}
+	}
+	return nil
+}

@@ -184,7 +184,7 @@ func (s *Store) ClaimAttachments(ctx context.Context, conv chat.ConversationID, 
 			if err != nil {
 				return err
 			}
-			if err := claimable(op, a, conv, uploader); err != nil {
+			if err := chat.Claimable(op, a, conv, uploader); err != nil {
 				return err
 			}
 			if a.Message != 0 && a.Message != msg {
@@ -214,20 +214,6 @@ func (s *Store) ClaimAttachments(ctx context.Context, conv chat.ConversationID, 
 		return nil, err
 	}
 	return out, nil
-}
-
-// claimable checks what ClaimAttachments requires of a, besides not being
-// another message's.
-func claimable(op string, a chat.Attachment, conv chat.ConversationID, uploader chat.UserID) error {
-	if a.Uploader != uploader || a.Conv != conv {
-		// Someone else's upload, or one for another conversation: the
-		// sender learns nothing about it.
-		return newError(op, chat.CodeNotFound, "no such attachment among your uploads to this conversation")
-	}
-	if a.State != chat.AttachmentReady {
-		return newError(op, chat.CodeConflict, "an attachment is not ready (still uploading, rejected or deleted)")
-	}
-	return nil
 }
 
 // ListMessageAttachments implements chat.AttachmentStore.
