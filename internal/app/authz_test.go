@@ -441,11 +441,11 @@ func TestAuthz_RevokedSessionLosesItsOpenWebSocket(t *testing.T) {
 	// (CloseSessionRevoked) rather than keep reading and posting as them.
 	select {
 	case <-ws.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 	}
 	if code := ws.CloseCode(); code != client.CloseSessionRevoked {
 		msg, _, sendErr := ws.Send(ctxT(t), conv.ID, "after-revoke", "posted by a revoked session")
-		t.Fatalf("5s after its session was revoked the WebSocket has close code %d, want %d; a send over it then gave %v (stored as seq %d from %s, the user is %s)",
+		t.Fatalf("20s after its session was revoked the WebSocket has close code %d, want %d; a send over it then gave %v (stored as seq %d from %s, the user is %s)",
 			code, client.CloseSessionRevoked, sendErr, msg.Seq, msg.Sender, phoneID)
 	}
 }

@@ -427,7 +427,7 @@ func TestPeople_DeleteAccount(t *testing.T) {
 
 	select {
 	case <-ws.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 	}
 	if code := ws.CloseCode(); code != client.CloseSessionRevoked {
 		t.Errorf("alice's WebSocket close code %d, want %d", code, client.CloseSessionRevoked)

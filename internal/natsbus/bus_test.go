@@ -83,6 +83,9 @@ func TestBus_EveryNodeReceivesEveryEventInPublishOrder(t *testing.T) {
 			}
 		}
 		for name, bus := range map[string]*Bus{"a": a, "b": b} {
+			// The count goes up once the handler has returned, a moment
+			// after the test received the event.
+			waitUntil(t, 10*time.Second, "node "+name+" to count every event delivered", func() bool { return bus.Stats().Delivered >= n+1 })
 			if s := bus.Stats(); s.Dropped != 0 || s.DecodeErrors != 0 || s.Delivered != n+1 {
 				t.Errorf("node %s: %+v, want %d delivered and nothing lost", name, s, n+1)
 			}
