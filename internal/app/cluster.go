@@ -124,10 +124,11 @@ func (a *App) joinCluster(ctx context.Context) (*clusterParts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("presence: %w", err)
 	}
-	// A node can be away from NATS for up to its lease TTL and come back
+	// A node can be away from NATS for up to its lease TTL (this node's or
+	// the bucket's, whichever is longer, as the cursor waits) and come back
 	// alive: the others must still know where its sequence stood.
 	c.bus, err = natsbus.New(nc, natsbus.Options{Prefix: name, Logger: a.log, OnWatermark: c.clock.mark, OnLoss: func(dropped int) { c.lost(a, dropped) },
-		PublisherIdle: max(10*time.Minute, 2*leaseTTL)})
+		PublisherIdle: max(10*time.Minute, 2*max(leaseTTL, c.nodes.TTL()))})
 	if err != nil {
 		return nil, err
 	}
