@@ -40,6 +40,22 @@ const (
 	TypeRoleChanged         = protocol.TypeRoleChanged         // ServerFrame.User has ServerFrame.Role in ServerFrame.Conv
 	TypeReconnect           = protocol.TypeReconnect           // the node drains: reconnect after ServerFrame.AfterMS
 	TypeError               = protocol.TypeError               // an error not tied to a request (no ref)
+	// TypeSettings: one of the user's own settings changed, on this device
+	// or another; ServerFrame.What says which (the Setting constants) and
+	// the fields it names carry the new value. Only the user's own
+	// connections get it; it carries no cursor, and frames sent while a
+	// connection was down are lost: read the settings again (REST) after
+	// reconnecting.
+	TypeSettings = protocol.TypeSettings
+)
+
+// What a TypeSettings frame is about (ServerFrame.What). Ignore others:
+// later servers may add some.
+const (
+	SettingNotificationLevel = protocol.SettingNotificationLevel // ServerFrame.Level ("all", "mentions", "none") in ServerFrame.Conv
+	SettingContact           = protocol.SettingContact           // ServerFrame.User is a contact if ServerFrame.On, else no longer
+	SettingBlock             = protocol.SettingBlock             // ServerFrame.User is blocked if ServerFrame.On, else no longer
+	SettingPush              = protocol.SettingPush              // ServerFrame.HideText is the push privacy setting
 )
 
 // WebSocket close codes the server uses besides the standard ones (1000

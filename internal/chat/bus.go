@@ -40,7 +40,8 @@ type Event struct {
 	Message      *Message
 	Conversation *Conversation
 	Member       *Member
-	Profile      *Profile // for EventProfile
+	Profile      *Profile       // for EventProfile
+	Setting      *SettingChange // for EventSettings
 	Users        []UserID
 	Session      SessionID
 	Typing       bool // for EventTyping: true when the user started typing

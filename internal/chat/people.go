@@ -177,7 +177,3 @@ func foldLatin(r rune) (string, bool) {
 	}
 	return "", false
 }
-
-// EventBlocksChanged: Users[0] blocked or unblocked Users[1]. Nodes drop
-// their cached block checks; no connection hears about it.
-const EventBlocksChanged EventKind = "blocks_changed"

@@ -123,47 +123,62 @@ func (s *Service) Blocks(ctx context.Context, p Principal) ([]chat.Related, erro
 }
 
 // SetContact adds (on) or removes a user from the caller's contacts.
-// Doing either twice is not an error. Errors: invalid_argument (self),
-// not_found (unknown or deleted user), too_large (MaxRelations).
+// Doing either twice is not an error. A change (not a repeat) reaches
+// every device of the caller as a settings frame; the other user is not
+// told. Errors: invalid_argument (self), not_found (unknown or deleted
+// user), too_large (MaxRelations).
 func (s *Service) SetContact(ctx context.Context, p Principal, other chat.UserID, on bool) error {
-	_, err := s.setRelation(ctx, p, other, chat.RelationContact, on)
-	return err
+	return s.setRelation(ctx, p, other, chat.RelationContact, on)
 }
 
 // SetBlock blocks (on) or unblocks a user for the caller. A blocked user
 // can no longer create a direct conversation with the caller nor send in
 // an existing one (code blocked); in groups nothing changes (clients hide
-// the blocked user's messages). Every node forgets its cached block
-// checks at once when the bus delivers the change, and within
-// directCacheTTL in any case. Errors: as SetContact.
+// the blocked user's messages). A change reaches every device of the
+// caller as a settings frame, never the blocked user. Every node forgets
+// its cached block checks at once when the bus delivers that event, and
+// within directCacheTTL in any case. Errors: as SetContact.
 func (s *Service) SetBlock(ctx context.Context, p Principal, other chat.UserID, on bool) error {
-	changed, err := s.setRelation(ctx, p, other, chat.RelationBlock, on)
-	if err != nil || !changed {
-		return err
-	}
-	s.directs.invalidate()
-	s.publish(ctx, chat.Event{Kind: chat.EventBlocksChanged, Users: []chat.UserID{p.User, other}})
-	return nil
+	return s.setRelation(ctx, p, other, chat.RelationBlock, on)
 }
 
-func (s *Service) setRelation(ctx context.Context, p Principal, other chat.UserID, rel chat.Relation, on bool) (bool, error) {
+// setRelation checks and stores a contact or block change, and announces
+// it (see changeSetting) when it changed anything.
+func (s *Service) setRelation(ctx context.Context, p Principal, other chat.UserID, rel chat.Relation, on bool) error {
+	if err := s.checkRelation(ctx, p, other, rel, on); err != nil {
+		return err
+	}
+	change := chat.SettingChange{What: chat.SettingContact, User: other, On: on}
+	if rel == chat.RelationBlock {
+		change.What = chat.SettingBlock
+	}
+	return s.changeSetting(ctx, p.User, change, func(ctx context.Context) (bool, error) {
+		changed, err := s.people.SetRelation(ctx, p.User, other, rel, on, s.now())
+		if changed && rel == chat.RelationBlock {
+			// This node's sends check the new state at once.
+			s.directs.invalidate()
+		}
+		return changed, err
+	})
+}
+
+// checkRelation refuses marking oneself and a mark beyond MaxRelations (a
+// repeated mark of someone already marked is fine).
+func (s *Service) checkRelation(ctx context.Context, p Principal, other chat.UserID, rel chat.Relation, on bool) error {
 	if other == p.User && on {
-		return false, chat.Errorf(chat.CodeInvalidArgument, "you cannot %s yourself", map[chat.Relation]string{chat.RelationContact: "add", chat.RelationBlock: "block"}[rel])
+		return chat.Errorf(chat.CodeInvalidArgument, "you cannot %s yourself", map[chat.Relation]string{chat.RelationContact: "add", chat.RelationBlock: "block"}[rel])
 	}
-	if on {
-		n, err := s.people.CountRelations(ctx, p.User, rel)
-		if err != nil {
-			return false, err
-		}
-		if n >= MaxRelations {
-			// A repeated mark of someone already marked is still fine.
-			if blocked, err := s.isMarked(ctx, p.User, other, rel); err != nil || blocked {
-				return false, err
-			}
-			return false, chat.Errorf(chat.CodeTooLarge, "at most %d %ss", MaxRelations, rel)
-		}
+	if !on {
+		return nil
 	}
-	return s.people.SetRelation(ctx, p.User, other, rel, on, s.now())
+	n, err := s.people.CountRelations(ctx, p.User, rel)
+	if err != nil || n < MaxRelations {
+		return err
+	}
+	if marked, err := s.isMarked(ctx, p.User, other, rel); err != nil || marked {
+		return err
+	}
+	return chat.Errorf(chat.CodeTooLarge, "at most %d %ss", MaxRelations, rel)
 }
 
 func (s *Service) isMarked(ctx context.Context, owner, other chat.UserID, rel chat.Relation) (bool, error) {
@@ -358,8 +373,10 @@ func (s *Service) eraseActivity(ctx context.Context, user chat.UserID) error {
 // makes stale.
 func (s *Service) observePeople(e chat.Event) {
 	switch e.Kind {
-	case chat.EventBlocksChanged:
-		s.directs.invalidate()
+	case chat.EventSettings:
+		if e.Setting != nil && e.Setting.What == chat.SettingBlock {
+			s.directs.invalidate()
+		}
 	case chat.EventMemberRemoved:
 		s.directs.forget(e.Conv)
 	}

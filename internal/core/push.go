@@ -248,7 +248,9 @@ func (s *Service) NotifyLevels(ctx context.Context, p Principal) ([]chat.ConvNot
 	return store.ListNotifyLevels(ctx, p.User)
 }
 
-// SetNotifyLevel sets the caller's notification level in conv.
+// SetNotifyLevel sets the caller's notification level in conv; every
+// device of the caller then gets a settings frame with it (see
+// changeSetting), even when the level was already that one.
 // Errors: invalid_argument, not_found (not a member).
 func (s *Service) SetNotifyLevel(ctx context.Context, p Principal, conv chat.ConversationID, level chat.NotifyLevel) error {
 	store, err := s.pushStore()
@@ -261,7 +263,10 @@ func (s *Service) SetNotifyLevel(ctx context.Context, p Principal, conv chat.Con
 	if err := s.members.check(ctx, conv, p.User); err != nil {
 		return err
 	}
-	return store.SetNotifyLevel(ctx, conv, p.User, level)
+	change := chat.SettingChange{What: chat.SettingNotifyLevel, Conv: conv, Level: level}
+	return s.changeSetting(ctx, p.User, change, func(ctx context.Context) (bool, error) {
+		return true, store.SetNotifyLevel(ctx, conv, p.User, level)
+	})
 }
 
 // PushSettings returns the caller's push settings.
@@ -273,11 +278,15 @@ func (s *Service) PushSettings(ctx context.Context, p Principal) (chat.PushSetti
 	return store.GetPushSettings(ctx, p.User)
 }
 
-// UpdatePushSettings stores the caller's push settings.
+// UpdatePushSettings stores the caller's push settings; every device of
+// the caller then gets a settings frame with them (see changeSetting).
 func (s *Service) UpdatePushSettings(ctx context.Context, p Principal, ps chat.PushSettings) error {
 	store, err := s.pushStore()
 	if err != nil {
 		return err
 	}
-	return store.UpdatePushSettings(ctx, p.User, ps)
+	change := chat.SettingChange{What: chat.SettingPush, Push: ps}
+	return s.changeSetting(ctx, p.User, change, func(ctx context.Context) (bool, error) {
+		return true, store.UpdatePushSettings(ctx, p.User, ps)
+	})
 }

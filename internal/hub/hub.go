@@ -242,6 +242,8 @@ func (h *Hub) Handle(e chat.Event) {
 		}
 	case chat.EventProfile:
 		h.handleProfile(e)
+	case chat.EventSettings:
+		h.handleSettings(e)
 	}
 }
 

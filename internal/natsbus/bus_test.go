@@ -111,6 +111,8 @@ func fullEvent(t *testing.T) chat.Event {
 		Member:       &chat.Member{Conv: 7, User: 2, Role: chat.RoleAdmin, JoinedAt: at, ReadSeq: 4, DeliveredSeq: 5, Pos: 96},
 		Profile: &chat.Profile{User: 2, Username: "bo", DisplayName: "Bo", StatusText: "here", Avatar: "a1b2",
 			CreatedAt: at, UpdatedAt: at.Add(time.Second), DeletedAt: at.Add(2 * time.Second)},
+		Setting: &chat.SettingChange{What: chat.SettingBlock, Conv: 7, Level: chat.NotifyMentions, User: 2, On: true,
+			Push: chat.PushSettings{HideText: true}},
 	}
 	var check func(path string, v reflect.Value)
 	check = func(path string, v reflect.Value) {

@@ -98,6 +98,10 @@ type ServerFrame struct {
 	Code         string          `json:"code,omitempty"`
 	RetryAfter   int             `json:"retry_after,omitempty"`
 	AfterMS      int64           `json:"after_ms,omitempty"`
+	What         string          `json:"what,omitempty"`      // settings frames: which setting (Setting*)
+	Level        string          `json:"level,omitempty"`     // settings frames: a notification level
+	On           bool            `json:"on,omitempty"`        // settings frames: the contact or block is now set
+	HideText     bool            `json:"hide_text,omitempty"` // settings frames: push notifications carry no text
 }
 
 // Msg decodes the frame's message object (message and ack frames).

@@ -1,7 +1,9 @@
 // The user's own lists and settings kept on the server: contacts, the
 // notification level of each conversation, and push privacy. Each is
-// private to the user and changed only over REST; changes made on another
-// device are seen after a reload (the server pushes no frame for them).
+// private to the user and changed only over REST. Every change, made on
+// this device or another, also arrives as a settings frame (see the
+// store), which apply() takes; frames sent while the connection was down
+// are lost, so the store reads them all again after each reconnect.
 
 const LEVELS = new Set(['all', 'mentions', 'none']);
 
@@ -14,6 +16,7 @@ export class Contacts {
     this.remember = remember; // remember(profile): the store learns names and avatars
     this.users = new Map(); // user id -> profile
     this.loaded = false;
+    this.reads = 0; // load() calls started: only the newest one's answer is kept
   }
 
   has(userID) {
@@ -26,7 +29,9 @@ export class Contacts {
   }
 
   async load() {
+    const read = ++this.reads;
     const { contacts } = await this.api.request('GET', '/v1/contacts');
+    if (read !== this.reads) return; // a newer read, begun after a change, answers for it
     this.users = new Map(contacts.map((c) => [c.user.id, c.user]));
     for (const c of contacts) this.remember(c.user);
     this.loaded = true;
@@ -40,6 +45,14 @@ export class Contacts {
     else this.users.delete(userID);
     this.emit();
     this.load().catch(() => {}); // the server's order and fresh profiles
+  }
+
+  /** A change from a settings frame: shown at once (profile while known), then read again in the server's order. */
+  apply(userID, on, profile) {
+    if (on) this.users.set(userID, this.users.get(userID) ?? profile ?? { id: userID });
+    else this.users.delete(userID);
+    this.emit();
+    this.load().catch(() => {});
   }
 }
 
@@ -95,6 +108,13 @@ export class NotifyLevels {
     const { level } = await this.api.request('GET', `/v1/conversations/${convID}/notifications`);
     if (LEVELS.has(level) && sets === this.sets) this.#put(convID, level);
     return this.get(convID);
+  }
+
+  /** A level from a settings frame: newer than what a read still on its way may answer. */
+  apply(convID, level) {
+    if (!LEVELS.has(level)) return;
+    this.sets++;
+    this.#put(convID, level);
   }
 
   async set(convID, level) {

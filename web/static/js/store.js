@@ -37,6 +37,8 @@ export class Store extends EventTarget {
     this.usernames = new Map(); // user id -> username
     this.profiles = new Map(); // user id -> {user, at} (display names; fetched as needed)
     this.blocked = new Set(); // user ids the user blocked
+    this.blockReads = 0; // loadBlocks() calls started: only the newest one's answer is kept
+    this.pushSettings = null; // {hide_text} as a settings frame last said (null: none came)
     this.files = new SignedURLs(api); // signed attachment URLs
     this.avatars = new AvatarImages(api); // avatar thumbnails, per user and avatar id
     this.contacts = new Contacts(api, () => this.#emit('contacts'), (u) => this.#remember(u));
@@ -52,6 +54,7 @@ export class Store extends EventTarget {
     this.outbox = readJSON(this.outboxKey, []).map((o) => ({ ...o, inflight: false }));
     this.listLoad = null;
     this.upRuns = 0; // catch-ups started; a retry runs only if no newer one did
+    this.wasUp = false; // a connection has caught up before (the settings were read then)
     this.receiptTimers = new Map();
     this.refetching = new Set();
     this.typingSent = { conv: '', at: 0, timer: 0 };
@@ -111,7 +114,16 @@ export class Store extends EventTarget {
     for (const c of this.convs.values()) this.scheduleReceipts(c.id);
     if (document.visibilityState !== 'visible') this.conn.notify({ type: 'presence', status: 'away' });
     this.#refreshPresence().catch(() => {});
-    if (!this.levels.loaded) this.levels.load().catch(() => {}); // failed before (offline at start)
+    if (this.wasUp) this.#rereadSettings();
+    else if (!this.levels.loaded) this.levels.load().catch(() => {}); // failed before (offline at start)
+    this.wasUp = true;
+  }
+
+  /** Settings frames sent while the connection was down are lost (they are not in the sync stream): read the settings again. */
+  #rereadSettings() {
+    this.levels.load().catch(() => {});
+    this.contacts.load().catch(() => {});
+    this.loadBlocks().catch(() => {});
   }
 
   async #loadList(cursor) {
@@ -196,6 +208,9 @@ export class Store extends EventTarget {
         if (this.openConv) this.#emit('conv', this.openConv);
         break;
       }
+      case 'settings':
+        this.#applySetting(f);
+        break;
       case 'conversation':
         this.#loadConv(f.conversation.id);
         break;
@@ -223,6 +238,26 @@ export class Store extends EventTarget {
         break;
       case 'error':
         if (f.code === 'resync_required') this.#resync(f.cursor).catch(() => {});
+        break;
+    }
+  }
+
+  /** One of the user's own settings changed, on this device or another (not in the sync stream). */
+  #applySetting(f) {
+    switch (f.what) {
+      case 'notification_level':
+        this.levels.apply(f.conv, f.level);
+        break;
+      case 'contact':
+        this.contacts.apply(f.user, !!f.on, this.profile(f.user));
+        break;
+      case 'block':
+        this.#applyBlock(f.user, !!f.on);
+        this.loadBlocks().catch(() => {}); // a read begun before the change must not undo it
+        break;
+      case 'push_settings':
+        this.pushSettings = { hide_text: !!f.hide_text };
+        this.#emit('push');
         break;
     }
   }
@@ -815,13 +850,19 @@ export class Store extends EventTarget {
   }
 
   async loadBlocks() {
+    const read = ++this.blockReads;
     const { blocks } = await this.api.request('GET', '/v1/blocks');
+    if (read !== this.blockReads) return; // a newer read answers for a later change
     this.blocked = new Set(blocks.map((b) => b.user.id));
     if (this.openConv) this.#emit('conv', this.openConv);
   }
 
   async setBlocked(userID, on) {
     await this.api.request(on ? 'PUT' : 'DELETE', '/v1/blocks/' + userID);
+    this.#applyBlock(userID, on);
+  }
+
+  #applyBlock(userID, on) {
     if (on) this.blocked.add(userID);
     else this.blocked.delete(userID);
     if (this.openConv) this.#emit('conv', this.openConv);

@@ -10,11 +10,12 @@ import { icon } from './icons.js';
 import { modal, toast } from './dialogs.js';
 
 export function settingsDialog(store, push) {
+  const open = new AbortController(); // aborted when the dialog closes: its listeners go
   const body = h(
     'div',
     { class: 'dialog-body settings' },
     h('h3', {}, 'Notifications'),
-    pushRows(store, push),
+    pushRows(store, push, open.signal),
     h('h3', {}, 'Your data'),
     exportRow(store),
     h('h3', {}, 'Delete account'),
@@ -22,11 +23,13 @@ export function settingsDialog(store, push) {
     h('div', { class: 'dialog-actions start' }, h('button', { id: 'delete-account', type: 'button', class: 'danger-button', onclick: () => deleteDialog(store) }, 'Delete my account…')),
   );
   const dlg = modal('dlg-settings', 'Settings', body);
+  dlg.addEventListener('close', () => open.abort());
   dlg.querySelector('button:not(:disabled), input:not(:disabled)')?.focus();
   return dlg;
 }
 
-function pushRows(store, push) {
+/** The push rows; hide_text follows changes made on other devices until signal aborts. */
+function pushRows(store, push, signal) {
   const sw = push.switchButton('settings-push');
   sw.setAttribute('aria-labelledby', 'settings-push-label');
   const hide = h('input', { id: 'push-hide-text', type: 'checkbox', disabled: true, 'aria-describedby': 'push-hide-hint' });
@@ -45,9 +48,19 @@ function pushRows(store, push) {
       hide.disabled = false;
     }
   });
+  let live = false; // a settings frame came: newer than the read below may answer
+  store.addEventListener(
+    'change',
+    (e) => {
+      if (e.detail.what !== 'push' || !store.pushSettings) return;
+      live = true;
+      hide.checked = store.pushSettings.hide_text;
+    },
+    { signal },
+  );
   pushSettings(store.api).then(
     (s) => {
-      hide.checked = !!s.hide_text;
+      if (!live) hide.checked = !!s.hide_text;
       hide.disabled = false;
       hide.dataset.loaded = 'true';
     },
