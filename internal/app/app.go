@@ -107,6 +107,18 @@ type Config struct {
 	// fails the attempt without running the job. A gate that blocks until
 	// ctx ends holds the job, as a node that dies mid-job would.
 	JobGate func(ctx context.Context, kind string, payload []byte) error
+
+	// busTest is for tests only; nil in production. In embedded mode it
+	// sets the in-process bus's queue size per subscription and a gate
+	// every event passes before the node's hub gets it (a gate that blocks
+	// stalls the subscription, as a stuck hub would).
+	busTest *busTest
+}
+
+// busTest is Config.busTest.
+type busTest struct {
+	queueSize int              // zero means membus's default
+	gate      func(chat.Event) // nil means none
 }
 
 // App is a running node's parts.
@@ -184,8 +196,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	var bus chat.Bus
 	var busDropped func() float64
+	var hold *dropHold // the embedded node's cursor hold after a bus drop (see drophold.go)
+	var gate func(chat.Event)
 	if cfg.Bus == "" {
-		mb := membus.New(0)
+		hold = newDropHold()
+		opts := membus.BusOptions{OnDrop: hold.drop}
+		if t := cfg.busTest; t != nil {
+			opts.QueueSize, gate = t.queueSize, t.gate
+		}
+		mb := membus.NewBus(opts)
 		bus, busDropped = mb, func() float64 { return float64(mb.Dropped()) }
 		a.presence = membus.NewPresence(membus.PresenceOptions{Grace: cfg.PresenceGrace})
 		if cfg.NodeID < 0 {
@@ -251,6 +270,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if c := a.cluster; c != nil {
 		// Never past a message the sequencer still waits for.
 		hubOpts.Cursor = func(chat.Event) int64 { return min(c.clock.cursor(), c.seq.Floor()) }
+	} else {
+		// Never past an event the in-process bus dropped, until every
+		// client has been told to reconnect.
+		hubOpts.Cursor = hold.cursor
 	}
 	a.hub = hub.New(a.svc.ConversationIDs, hubOpts)
 	// Bodies and frames must fit the longest text even when JSON escapes
@@ -284,6 +307,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		deliver = a.cluster.wrapHandler(a, deliver)
 	}
 	handle := func(e chat.Event) {
+		if gate != nil {
+			gate(e)
+		}
 		a.svc.Observe(e)
 		deliver(e)
 	}
@@ -300,11 +326,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		stopSeq := func() {}
 		if a.cluster == nil {
 			// The in-process bus drops an event only when a subscriber's
-			// queue stays full; frames after it would carry cursors past
-			// it, so the node's clients reconnect and catch up.
+			// queue stays full; the hold keeps frames' cursors below it
+			// until the node's clients were told to reconnect and catch up.
 			watchCtx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
-			go func() { defer close(done); a.watchDrops(watchCtx, busDropped) }()
+			go func() { defer close(done); a.watchDrops(watchCtx, hold) }()
 			stopSeq = func() { cancel(); <-done }
 		}
 		if a.cluster != nil {
@@ -387,23 +413,22 @@ func (a *App) closeBackends() {
 	}
 }
 
-// watchDrops tells every client to reconnect when dropped (the count of
-// events the bus dropped) grows, checking every second until ctx is done.
-func (a *App) watchDrops(ctx context.Context, dropped func() float64) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := dropped()
+// watchDrops tells every client to reconnect as soon as the in-process bus
+// reports a drop to hold, and then lifts the hold (see dropHold), until
+// ctx is done.
+func (a *App) watchDrops(ctx context.Context, hold *dropHold) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-hold.wake:
 		}
-		if n := dropped(); n > last {
-			last = n
-			a.log.Warn("the bus dropped events; clients will reconnect and catch up", "dropped_total", n)
-			a.ws.Reconnect(a.cfg.DrainJitter)
-		}
+		seen := hold.dropped()
+		a.log.Warn("the bus dropped events; clients will reconnect and catch up", "dropped_total", seen)
+		a.ws.Reconnect(a.cfg.DrainJitter)
+		// A drop since seen keeps the hold; its wake-up is pending and
+		// comes round again.
+		hold.thaw(seen)
 	}
 }
 

@@ -196,7 +196,7 @@ func (h *Hub) Each(f func(Conn)) {
 // Handle fans e out to the local connections that must see it. It is the
 // bus subscription's handler.
 func (h *Hub) Handle(e chat.Event) {
-	cursor := eventPos(e)
+	cursor := EventPos(e)
 	if h.cursor != nil && cursor > 0 {
 		cursor = h.cursor(e)
 	}
@@ -368,9 +368,10 @@ func (h *Hub) memberRemoved(e chat.Event, cursor int64) {
 	}
 }
 
-// eventPos is the change position of a stored change's event (0 for
-// ephemeral events, and changes that took none).
-func eventPos(e chat.Event) int64 {
+// EventPos is the change position of a stored change's event (0 for
+// ephemeral events, and changes that took none). Options.Cursor is only
+// asked about events with a position.
+func EventPos(e chat.Event) int64 {
 	switch {
 	case e.Pos > 0:
 		return e.Pos

@@ -5,8 +5,11 @@
 // Delivery is lossless and in publish order: when a subscriber's queue is
 // full, Publish waits for room (the hub's handler never blocks, so this is
 // brief backpressure on the writer) or for ctx, and only then drops the
-// event and counts it (Dropped). Lossless delivery lets a client treat the
-// highest change position it has received live as its sync cursor.
+// event, counts it (Dropped) and reports it (BusOptions.OnDrop) before
+// Publish returns. Lossless delivery lets a client treat the highest
+// change position it has received live as its sync cursor; the report of
+// a drop, made before any later event is queued, lets the node hold that
+// cursor below the lost event.
 package membus
 
 import (
@@ -20,6 +23,7 @@ import (
 // Bus is an in-process chat.Bus. The zero value is not usable; call New.
 type Bus struct {
 	queueSize int
+	onDrop    func(chat.Event)
 	mu        sync.RWMutex
 	subs      map[*sub]struct{}
 	dropped   atomic.Int64
@@ -34,17 +38,31 @@ type sub struct {
 	once sync.Once
 }
 
+// BusOptions configures a Bus. Zero values are documented per field.
+type BusOptions struct {
+	QueueSize int // events each subscription queues; zero means 65,536
+	// OnDrop, if not nil, is called with every event Publish drops for a
+	// subscriber, from the publishing goroutine, before Publish moves on:
+	// so before any event published after e can reach a subscriber. It
+	// must not block or call back into the bus (Publish holds its lock).
+	OnDrop func(e chat.Event)
+}
+
 // New returns a bus whose subscriptions queue up to queueSize events each
 // (zero means 65,536).
-func New(queueSize int) *Bus {
-	if queueSize <= 0 {
-		queueSize = 1 << 16
+func New(queueSize int) *Bus { return NewBus(BusOptions{QueueSize: queueSize}) }
+
+// NewBus returns a bus configured by opts.
+func NewBus(opts BusOptions) *Bus {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1 << 16
 	}
-	return &Bus{queueSize: queueSize, subs: make(map[*sub]struct{})}
+	return &Bus{queueSize: opts.QueueSize, onDrop: opts.OnDrop, subs: make(map[*sub]struct{})}
 }
 
 // Publish hands e to every subscription, waiting while a queue is full
-// until ctx is done (then the event is dropped for that subscriber).
+// until ctx is done (then the event is dropped for that subscriber, and
+// reported to BusOptions.OnDrop before Publish goes on).
 func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -57,6 +75,9 @@ func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 			case <-s.stop:
 			case <-ctx.Done():
 				b.dropped.Add(1)
+				if b.onDrop != nil {
+					b.onDrop(e)
+				}
 			}
 		}
 	}

@@ -90,3 +90,39 @@ func TestBus_CancelStopsDelivery(t *testing.T) {
 		t.Fatal("handler called after cancel returned")
 	}
 }
+
+func TestBus_OnDropReportsTheDroppedEventBeforePublishReturns(t *testing.T) {
+	var reported []chat.Event // only the publishing goroutine writes it
+	b := NewBus(BusOptions{QueueSize: 1, OnDrop: func(e chat.Event) { reported = append(reported, e) }})
+	release := make(chan struct{})
+	got := make(chan int64, 10)
+	cancel, err := b.Subscribe(context.Background(), func(e chat.Event) { <-release; got <- e.Pos })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	defer close(release)
+	// The handler holds event 1; event 2 fills the queue of one (a patient
+	// publisher waits for the handler to take event 1 first).
+	for pos := int64(1); pos <= 2; pos++ {
+		if err := b.Publish(context.Background(), chat.Event{Kind: chat.EventReceipt, Pos: pos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(reported) != 0 {
+		t.Fatalf("events that reached the queue were reported dropped: %v", reported)
+	}
+	// A publisher that gives up drops event 3, and has reported it by the
+	// time Publish returns, before it can publish anything else.
+	ctx, stop := context.WithCancel(context.Background())
+	stop()
+	if err := b.Publish(ctx, chat.Event{Kind: chat.EventReceipt, Pos: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reported) != 1 || reported[0].Pos != 3 {
+		t.Fatalf("reported %v when Publish returned, want event 3", reported)
+	}
+	if b.Dropped() != 1 {
+		t.Fatalf("Dropped = %d, want 1", b.Dropped())
+	}
+}
