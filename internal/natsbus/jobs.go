@@ -103,14 +103,14 @@ func NewJobs(ctx context.Context, nc *nats.Conn, opts JobsOptions) (*Jobs, error
 		return nil, fmt.Errorf("natsbus.NewJobs: %w", err)
 	}
 	j := &Jobs{js: js, opts: opts, log: opts.Logger, jobs: opts.Prefix + "_jobs", dlq: opts.Prefix + "_dlq", kinds: map[string]jsKind{}}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name: j.jobs, Subjects: []string{j.jobs + ".>"}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Replicas: opts.Replicas, Duplicates: opts.DuplicateWindow, MaxAge: opts.MaxAge,
 		Description: "Natter background jobs (one durable consumer per kind)",
 	}); err != nil {
 		return nil, chat.Unavailable("natsbus.NewJobs: stream "+j.jobs, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name: j.dlq, Subjects: []string{j.dlq + ".>"}, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
 		Storage: jetstream.FileStorage, Replicas: opts.Replicas, MaxAge: opts.DLQMaxAge, MaxMsgs: opts.DLQMaxMsgs,
 		Description: "Natter jobs that used up their attempts",

@@ -99,7 +99,7 @@ func AcquireNodeID(ctx context.Context, nc *nats.Conn, opts LeaseOptions) (*Leas
 	if err != nil {
 		return nil, chat.Unavailable("natsbus.AcquireNodeID", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: opts.Bucket, Description: "Natter node id leases", History: 1,
 		TTL: opts.TTL, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
 	})

@@ -153,7 +153,7 @@ func NewPresence(ctx context.Context, nc *nats.Conn, opts PresenceOptions) (*Pre
 	if p.markers {
 		cfg.LimitMarkerTTL = max(opts.TTL, time.Second)
 	}
-	if p.kv, err = js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+	if p.kv, err = ensureKeyValue(ctx, js, cfg); err != nil {
 		return nil, chat.Unavailable("natsbus.NewPresence", fmt.Errorf("bucket %s: %w", cfg.Bucket, err))
 	}
 	seenCfg := jetstream.KeyValueConfig{
@@ -162,7 +162,7 @@ func NewPresence(ctx context.Context, nc *nats.Conn, opts PresenceOptions) (*Pre
 		Storage:     jetstream.FileStorage,
 		Replicas:    opts.Replicas,
 	}
-	if p.seenKV, err = js.CreateOrUpdateKeyValue(ctx, seenCfg); err != nil {
+	if p.seenKV, err = ensureKeyValue(ctx, js, seenCfg); err != nil {
 		return nil, chat.Unavailable("natsbus.NewPresence", fmt.Errorf("bucket %s: %w", seenCfg.Bucket, err))
 	}
 	if p.kw, err = p.kv.Watch(ctx, "presence.>"); err != nil {
