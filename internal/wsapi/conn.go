@@ -254,7 +254,29 @@ func (c *conn) authenticate(f protocol.ClientFrame) {
 }
 
 func (c *conn) closeWith(code uint16, reason string) {
-	c.socket.Async(func() { _ = c.socket.WriteClose(code, []byte(reason)) })
+	c.socket.Async(func() {
+		_ = c.socket.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.socket.WriteClose(code, []byte(reason))
+	})
+}
+
+// writeControl queues a ping or pong. Every write on the queue sets its
+// own deadline: the last frame's is still on the socket, and a write after
+// it passed would fail and end a healthy connection that was merely quiet
+// for longer than WriteTimeout. A slow consumer's connection is closing
+// and keeps its short deadline.
+func (c *conn) writeControl(op gws.Opcode, payload []byte) {
+	c.socket.Async(func() {
+		if c.slow.Load() {
+			return
+		}
+		_ = c.socket.SetWriteDeadline(time.Now().Add(c.ws.opts.WriteTimeout))
+		if op == gws.OpcodePong {
+			_ = c.socket.WritePong(payload)
+		} else {
+			_ = c.socket.WritePing(payload)
+		}
+	})
 }
 
 // fail answers a frame with an error frame.

@@ -1,6 +1,7 @@
 package wsapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,7 +243,7 @@ func (ws *Handler) Run(ctx context.Context) {
 			conns := make([]*conn, 0, len(ws.conns))
 			for c := range ws.conns {
 				if c.authed.Load() {
-					c.socket.WriteAsync(gws.OpcodePing, nil, nil)
+					c.writeControl(gws.OpcodePing, nil)
 					conns = append(conns, c)
 				}
 			}
@@ -332,6 +333,11 @@ func (ws *Handler) OnClose(socket *gws.Conn, err error) {
 // OnPing implements gws.Event.
 func (ws *Handler) OnPing(socket *gws.Conn, payload []byte) {
 	ws.touch(socket)
+	if c := connOf(socket); c != nil {
+		c.writeControl(gws.OpcodePong, bytes.Clone(payload)) // the payload's buffer is reused once this returns
+		return
+	}
+	_ = socket.SetWriteDeadline(time.Now().Add(ws.opts.WriteTimeout))
 	_ = socket.WritePong(payload)
 }
 
