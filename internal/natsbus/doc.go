@@ -15,8 +15,8 @@
 // # Subjects
 //
 // An event with a conversation goes to <prefix>.conv.<conversation id>; an
-// event without one (session_revoked) goes to <prefix>.user.<user id of
-// Users[0]>. The prefix is "natter" unless Options.Prefix says otherwise.
+// event without one (session_revoked, settings) goes to <prefix>.user.<user
+// id of Users[0]>. The prefix is "natter" unless Options.Prefix says otherwise.
 // The payload is the JSON encoding of chat.Event with Go field names, so
 // every node of a cluster must run a build whose chat.Event encodes the
 // same way (a rolling upgrade that renames a field needs two steps).
