@@ -1,6 +1,7 @@
 package wsapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -33,6 +34,12 @@ type conn struct {
 	lastSeen  atomic.Int64  // unix nanos of the last frame or pong from the client
 	away      atomic.Bool   // the client said "away"
 	autoAway  atomic.Bool   // the server marked it away for missed heartbeats
+	// The pong owed to the client's latest ping, and whether a write of it
+	// is queued: at most one is (RFC 6455 allows answering only the latest
+	// ping), so a client that pings without reading cannot grow the write
+	// queue.
+	pong       atomic.Pointer[[]byte]
+	pongQueued atomic.Bool
 
 	mu         sync.Mutex // guards unregister
 	unregister func()
@@ -260,23 +267,50 @@ func (c *conn) closeWith(code uint16, reason string) {
 	})
 }
 
-// writeControl queues a ping or pong. Every write on the queue sets its
-// own deadline: the last frame's is still on the socket, and a write after
-// it passed would fail and end a healthy connection that was merely quiet
-// for longer than WriteTimeout. A slow consumer's connection is closing
-// and keeps its short deadline.
-func (c *conn) writeControl(op gws.Opcode, payload []byte) {
+// ping queues a ping to the client (the pinger calls it once per
+// PingInterval).
+func (c *conn) ping() {
+	c.socket.Async(func() { c.writeControl(gws.OpcodePing, nil) })
+}
+
+// answerPing queues a pong with payload, or replaces the payload of the
+// pong already queued.
+func (c *conn) answerPing(payload []byte) {
+	p := bytes.Clone(payload) // the reader reuses payload's buffer
+	c.pong.Store(&p)
+	if !c.pongQueued.CompareAndSwap(false, true) {
+		return
+	}
 	c.socket.Async(func() {
-		if c.slow.Load() {
-			return
-		}
-		_ = c.socket.SetWriteDeadline(time.Now().Add(c.ws.opts.WriteTimeout))
-		if op == gws.OpcodePong {
-			_ = c.socket.WritePong(payload)
-		} else {
-			_ = c.socket.WritePing(payload)
+		// Cleared before the payload is taken: a ping that comes in
+		// between queues a write of its own, which finds nothing left.
+		c.pongQueued.Store(false)
+		if p := c.pong.Swap(nil); p != nil {
+			c.writeControl(gws.OpcodePong, *p)
 		}
 	})
+}
+
+// writeControl writes a ping or pong; it runs on the write queue. Every
+// write sets its own deadline: the last frame's is still on the socket,
+// and a write after it passed would fail and end a healthy connection
+// that was merely quiet for longer than WriteTimeout. A slow consumer's
+// connection is closing and keeps its short deadline.
+func (c *conn) writeControl(op gws.Opcode, payload []byte) {
+	if c.slow.Load() {
+		return
+	}
+	_ = c.socket.SetWriteDeadline(time.Now().Add(c.ws.opts.WriteTimeout))
+	if c.slow.Load() {
+		// closeSlow ran meanwhile: put its short deadline back.
+		_ = c.socket.SetWriteDeadline(time.Now().Add(time.Second))
+		return
+	}
+	if op == gws.OpcodePong {
+		_ = c.socket.WritePong(payload)
+	} else {
+		_ = c.socket.WritePing(payload)
+	}
 }
 
 // fail answers a frame with an error frame.

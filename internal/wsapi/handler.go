@@ -1,7 +1,6 @@
 package wsapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,7 +242,7 @@ func (ws *Handler) Run(ctx context.Context) {
 			conns := make([]*conn, 0, len(ws.conns))
 			for c := range ws.conns {
 				if c.authed.Load() {
-					c.writeControl(gws.OpcodePing, nil)
+					c.ping()
 					conns = append(conns, c)
 				}
 			}
@@ -334,7 +333,7 @@ func (ws *Handler) OnClose(socket *gws.Conn, err error) {
 func (ws *Handler) OnPing(socket *gws.Conn, payload []byte) {
 	ws.touch(socket)
 	if c := connOf(socket); c != nil {
-		c.writeControl(gws.OpcodePong, bytes.Clone(payload)) // the payload's buffer is reused once this returns
+		c.answerPing(payload)
 		return
 	}
 	_ = socket.SetWriteDeadline(time.Now().Add(ws.opts.WriteTimeout))
