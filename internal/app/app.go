@@ -424,7 +424,7 @@ func (a *App) watchDrops(ctx context.Context, hold *dropHold) {
 		case <-hold.wake:
 		}
 		seen := hold.dropped()
-		a.log.Warn("the bus dropped events; clients will reconnect and catch up", "dropped_total", seen)
+		a.log.Warn("events were dropped by the bus or lost (a commit with an unknown outcome); clients will reconnect and catch up", "losses_total", seen)
 		a.ws.Reconnect(a.cfg.DrainJitter)
 		// A drop since seen keeps the hold; its wake-up is pending and
 		// comes round again.

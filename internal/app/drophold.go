@@ -98,5 +98,11 @@ func (h *dropHold) thaw(seen uint64) bool {
 		return false
 	}
 	h.frozen, h.isFrozen = 0, false
+	// A wake-up still pending is for a drop counted in seen, whose
+	// reconnect went out: no second one.
+	select {
+	case <-h.wake:
+	default:
+	}
 	return true
 }

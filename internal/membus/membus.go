@@ -9,7 +9,9 @@
 // Publish returns. Lossless delivery lets a client treat the highest
 // change position it has received live as its sync cursor; the report of
 // a drop, made before any later event is queued, lets the node hold that
-// cursor below the lost event.
+// cursor below the lost event. An event the publisher never published
+// (a write whose commit has an unknown outcome) is reported the same way,
+// by ReportLoss.
 package membus
 
 import (
@@ -29,7 +31,10 @@ type Bus struct {
 	dropped   atomic.Int64
 }
 
-var _ chat.Bus = (*Bus)(nil)
+var (
+	_ chat.Bus          = (*Bus)(nil)
+	_ chat.LossReporter = (*Bus)(nil)
+)
 
 type sub struct {
 	ch   chan chat.Event
@@ -44,7 +49,9 @@ type BusOptions struct {
 	// OnDrop, if not nil, is called with every event Publish drops for a
 	// subscriber, from the publishing goroutine, before Publish moves on:
 	// so before any event published after e can reach a subscriber. It
-	// must not block or call back into the bus (Publish holds its lock).
+	// is also called by ReportLoss, with an empty chat.Event (one without
+	// a position), before ReportLoss returns. It must not block or call
+	// back into the bus (Publish holds its lock).
 	OnDrop func(e chat.Event)
 }
 
@@ -85,7 +92,21 @@ func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 }
 
 // Dropped returns how many events were dropped for full subscriber queues.
+// Losses reported by ReportLoss are not counted: the bus lost nothing, and
+// the store fault behind them is logged where it happens (the core).
 func (b *Bus) Dropped() int64 { return b.dropped.Load() }
+
+// ReportLoss implements chat.LossReporter: the publisher has a change it
+// will never publish (its commit's outcome is unknown), so it reports an
+// event without a position to BusOptions.OnDrop, as for an event dropped
+// at this point of the publish order. The call is synchronous: OnDrop has
+// returned before ReportLoss does, so before anything the caller publishes
+// next can reach a subscriber. Without OnDrop it does nothing.
+func (b *Bus) ReportLoss() {
+	if b.onDrop != nil {
+		b.onDrop(chat.Event{})
+	}
+}
 
 // Subscribe implements chat.Bus.
 func (b *Bus) Subscribe(ctx context.Context, handle func(chat.Event)) (func(), error) {

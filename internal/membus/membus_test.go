@@ -2,6 +2,7 @@ package membus
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,5 +125,49 @@ func TestBus_OnDropReportsTheDroppedEventBeforePublishReturns(t *testing.T) {
 	}
 	if b.Dropped() != 1 {
 		t.Fatalf("Dropped = %d, want 1", b.Dropped())
+	}
+}
+
+func TestBus_ReportLossReachesOnDropBeforeItReturns(t *testing.T) {
+	var reported atomic.Int64 // OnDrop calls so far
+	var last atomic.Pointer[chat.Event]
+	b := NewBus(BusOptions{OnDrop: func(e chat.Event) { last.Store(&e); reported.Add(1) }})
+	// The subscriber notes how many losses had been reported when each
+	// event reached it.
+	seen := make(chan int64, 10)
+	cancel, err := b.Subscribe(context.Background(), func(chat.Event) { seen <- reported.Load() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+
+	b.ReportLoss()
+	if n := reported.Load(); n != 1 {
+		t.Fatalf("OnDrop was called %d times when ReportLoss returned, want once", n)
+	}
+	if e := last.Load(); e.Pos != 0 || e.Kind != "" {
+		t.Fatalf("ReportLoss reported %+v, want an empty event (no position)", *e)
+	}
+	if err := b.Publish(context.Background(), chat.Event{Kind: chat.EventReceipt, Pos: 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-seen:
+		if n != 1 {
+			t.Fatalf("the event published after ReportLoss reached the subscriber with %d losses reported, want 1", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event published after ReportLoss never arrived")
+	}
+	if d := b.Dropped(); d != 0 {
+		t.Fatalf("Dropped = %d after ReportLoss, want 0 (the bus itself lost nothing)", d)
+	}
+}
+
+func TestBus_ReportLossWithoutOnDropDoesNothing(t *testing.T) {
+	b := New(0)
+	b.ReportLoss()
+	if d := b.Dropped(); d != 0 {
+		t.Fatalf("Dropped = %d, want 0", d)
 	}
 }
