@@ -177,3 +177,11 @@ func foldLatin(r rune) (string, bool) {
 	}
 	return "", false
 }
+
+// EventBlocksChanged: Users[0] blocked or unblocked Users[1]; nodes drop
+// their cached block checks, and no connection hears of it. Nodes of the
+// release before settings events knew only this: a block change still
+// publishes it next to the settings event, so that in a cluster upgraded
+// node by node every node enforces a block at once. Remove it a release
+// later.
+const EventBlocksChanged EventKind = "blocks_changed"

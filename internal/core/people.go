@@ -377,6 +377,8 @@ func (s *Service) observePeople(e chat.Event) {
 		if e.Setting != nil && e.Setting.What == chat.SettingBlock {
 			s.directs.invalidate()
 		}
+	case chat.EventBlocksChanged: // from a node of the previous release
+		s.directs.invalidate()
 	case chat.EventMemberRemoved:
 		s.directs.forget(e.Conv)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/natter-chat/natter/internal/auth"
@@ -118,6 +119,9 @@ type Service struct {
 	jobs      jobs.Runner // background work (see jobs.go)
 	// ownJobs says that jobs is the Service's own in-process runner, which Run runs.
 	ownJobs bool
+	// settingLocks order one user's settings changes (see changeSetting),
+	// striped by user id.
+	settingLocks [64]sync.Mutex
 }
 
 // Deps are the parts a Service is built from.
