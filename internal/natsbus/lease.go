@@ -205,11 +205,13 @@ func (l *Lease) run() {
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 				newRev, err = l.recover(ctx)
-				if err != nil {
+				if errors.Is(err, errLeaseTaken) {
 					cancel()
 					l.markLost(err)
 					return
 				}
+				// Otherwise (a timeout, NATS away) the next tick tries
+				// again, until the lease would expire.
 			}
 		}
 		if err == nil {
@@ -229,25 +231,34 @@ func (l *Lease) run() {
 // recover handles a refresh whose expected revision did not match: our
 // previous refresh may have been applied although its answer was lost (the
 // key then still holds our name), or the key may be gone (the bucket was
-// recreated or purged: take it again if nobody else has). Anything else
-// means another node holds the id.
+// recreated or purged: take it again if nobody else has).
+//
+// It fails with errLeaseTaken when another holder has the key; any other
+// error (a timeout on a busy server, NATS away) says nothing about the
+// lease, which the caller keeps trying to refresh until it would expire.
 func (l *Lease) recover(ctx context.Context) (uint64, error) {
 	e, err := l.kv.Get(ctx, l.key)
 	switch {
 	case err == nil && string(e.Value()) == l.holder:
 		return e.Revision(), nil
 	case err == nil:
-		return 0, fmt.Errorf("the key now names %q", e.Value())
+		return 0, fmt.Errorf("%w: the key now names %q", errLeaseTaken, e.Value())
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 		rev, cerr := l.kv.Create(ctx, l.key, []byte(l.holder))
+		if errors.Is(cerr, jetstream.ErrKeyExists) {
+			return 0, fmt.Errorf("%w: the key was gone and another holder took it", errLeaseTaken)
+		}
 		if cerr != nil {
-			return 0, fmt.Errorf("the key was gone and could not be taken again: %w", cerr)
+			return 0, fmt.Errorf("the key was gone and could not be taken again yet: %w", cerr)
 		}
 		l.log.Warn("node id lease key was gone; taken again", "node_id", l.id)
 		return rev, nil
 	}
 	return 0, fmt.Errorf("cannot read the key after a failed refresh: %w", err)
 }
+
+// errLeaseTaken says that another holder has this lease's key.
+var errLeaseTaken = errors.New("the node id lease was taken by another holder")
 
 // shrinkTTL adopts the bucket's TTL when another node configured it
 // shorter: keys expire by the bucket's TTL, not by ours.

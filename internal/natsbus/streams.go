@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,18 +17,45 @@ import (
 // being made from it; the race detector caught it in our tests). A create
 // with the same configuration changes nothing.
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	_, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.UpdateStream(ctx, cfg)
-	}
-	return err
+	return retryCreate(ctx, func() error {
+		_, err := js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			_, err = js.UpdateStream(ctx, cfg)
+		}
+		return err
+	})
 }
 
 // ensureKeyValue is ensureStream for a key-value bucket.
-func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.UpdateKeyValue(ctx, cfg)
-	}
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (kv jetstream.KeyValue, err error) {
+	err = retryCreate(ctx, func() (err error) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.UpdateKeyValue(ctx, cfg)
+		}
+		return err
+	})
 	return kv, err
+}
+
+// jsErrStreamSubjectOverlap is the JetStream API error a stream create
+// gets when another create of the same stream is under way (nodes started
+// at once): the server checks the subjects before the name.
+const jsErrStreamSubjectOverlap jetstream.ErrorCode = 10065
+
+// retryCreate runs create again, a few times, while it fails only because
+// another node is creating the same stream at that moment.
+func retryCreate(ctx context.Context, create func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := create()
+		var apiErr *jetstream.APIError
+		if err == nil || attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrStreamSubjectOverlap {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
 }
