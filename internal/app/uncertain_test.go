@@ -160,20 +160,7 @@ func TestCluster_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 			t.Fatalf("the proxy cut %d commits, want 1", cutter.cutCount())
 		}
 		// The edit is stored (the COMMIT reached the server).
-		var editPos int64
-		eventually(t, 20*time.Second, "the edit to be readable from the store", func() bool {
-			page, err := alice.History(ctxT(t), group.ID, client.HistoryQuery{Limit: 10})
-			if err != nil {
-				return false
-			}
-			for _, m := range page.Messages {
-				if m.ID == first.Message.ID && m.Text == marker {
-					editPos = m.Pos
-					return true
-				}
-			}
-			return false
-		})
+		editPos := storedEditPos(t, alice, group.ID, first.Message.ID, marker)
 
 		// Frames keep coming to bob (carol's messages); he must get the
 		// edit live or be told to reconnect, and no frame before that may
@@ -204,4 +191,26 @@ func TestCluster_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 			}
 		}
 	})
+}
+
+// storedEditPos waits until the store holds message id of conv with text
+// (an edit whose COMMIT reached the server although its answer was lost)
+// and returns the edit's change position.
+func storedEditPos(t testing.TB, c *client.Client, conv, id, text string) int64 {
+	t.Helper()
+	var pos int64
+	eventually(t, 20*time.Second, "the edit to be readable from the store", func() bool {
+		page, err := c.History(ctxT(t), conv, client.HistoryQuery{Limit: 10})
+		if err != nil {
+			return false
+		}
+		for _, m := range page.Messages {
+			if m.ID == id && m.Text == text {
+				pos = m.Pos
+				return true
+			}
+		}
+		return false
+	})
+	return pos
 }

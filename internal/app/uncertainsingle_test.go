@@ -1,21 +1,16 @@
 package app_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/natter-chat/natter/client"
 	"github.com/natter-chat/natter/internal/app"
+	"github.com/natter-chat/natter/internal/chattest"
 )
 
 // A single node on PostgreSQL with the in-process bus: an edit whose
@@ -27,7 +22,7 @@ import (
 // never get it.
 func TestSingleNode_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 	t.Parallel()
-	pgURL, schema := singleNodeSchema(t)
+	pgURL, schema := chattest.PostgresSchema(t, "natter_single_")
 	u, err := url.Parse(pgURL)
 	if err != nil {
 		t.Fatal(err)
@@ -73,20 +68,7 @@ func TestSingleNode_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 		t.Fatalf("the proxy cut %d commits, want 1", n)
 	}
 	// The edit is stored (the COMMIT reached the server).
-	var editPos int64
-	eventually(t, 20*time.Second, "the edit to be readable from the store", func() bool {
-		page, err := alice.History(ctxT(t), group.ID, client.HistoryQuery{Limit: 10})
-		if err != nil {
-			return false
-		}
-		for _, m := range page.Messages {
-			if m.ID == first.Message.ID && m.Text == marker {
-				editPos = m.Pos
-				return true
-			}
-		}
-		return false
-	})
+	editPos := storedEditPos(t, alice, group.ID, first.Message.ID, marker)
 
 	// Frames keep coming to bob (carol's messages). He must be told to
 	// reconnect, and no frame he got may carry a cursor at or past the
@@ -122,34 +104,4 @@ func TestSingleNode_UncertainCommitMakesClientsCatchUp(t *testing.T) {
 	}) {
 		t.Fatalf("the sync from bob's cursor %d did not bring the edit at %d (%d changes)", saved, editPos, len(changes))
 	}
-}
-
-// singleNodeSchema returns NATTER_TEST_POSTGRES_URL and a fresh schema
-// name in it, dropped when t ends (after the nodes started later have
-// stopped), or skips t, saying how to run the test.
-func singleNodeSchema(t *testing.T) (pgURL, schema string) {
-	t.Helper()
-	pgURL = os.Getenv("NATTER_TEST_POSTGRES_URL")
-	if pgURL == "" {
-		t.Skip("this test needs PostgreSQL: set NATTER_TEST_POSTGRES_URL, e.g. " +
-			"NATTER_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema = "natter_single_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		// t.Context() is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, pgURL)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return pgURL, schema
 }

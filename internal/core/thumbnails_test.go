@@ -3,19 +3,14 @@ package core_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/natter-chat/natter/internal/blob"
 	"github.com/natter-chat/natter/internal/chat"
@@ -129,27 +124,7 @@ func eachStore(t *testing.T, f func(t *testing.T, s chat.Store)) {
 		f(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		url := os.Getenv("NATTER_TEST_POSTGRES_URL")
-		if url == "" {
-			t.Skip("set NATTER_TEST_POSTGRES_URL to run this on PostgreSQL too, e.g. " +
-				"NATTER_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'")
-		}
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		schema := "t_core_" + hex.EncodeToString(b[:])
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				t.Errorf("dropping schema %s: %v", schema, err)
-				return
-			}
-			defer conn.Close(context.Background())
-			if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-				t.Errorf("dropping schema %s: %v", schema, err)
-			}
-		})
+		url, schema := chattest.PostgresSchema(t, "t_core_")
 		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, MaxConns: 4})
 		if err != nil {
 			t.Fatal(err)
