@@ -15,7 +15,8 @@ import (
 // in as her): the muted and mentions-only marks in the conversation list,
 // the hidden messages of a user she blocks and their return when she
 // unblocks, her contacts list, and the hide-text switch of the settings;
-// and what changed while it was offline once it is back.
+// and what changed while it was offline once it is back, in the settings
+// dialog too when it stayed open.
 func TestWebClient_LiveSettings(t *testing.T) {
 	node := chattest.StartNode(t, "")
 	b := startBrowser(t, node.URL)
@@ -81,17 +82,19 @@ func TestWebClient_LiveSettings(t *testing.T) {
 	must("show message text", other.SetPushSettings(ctx, false))
 	alice.waitFor("the hide-text switch off", `!document.querySelector('#push-hide-text').checked`)
 
-	alice.run(chromedp.Evaluate(`document.querySelector('#dlg-settings').close()`, nil))
-
 	// Frames sent while the page is offline are lost; it reads the
-	// settings again when it is back.
+	// settings again when it is back, and the settings dialog, left open,
+	// shows what was read.
 	alice.offline(true)
 	alice.waitFor("the offline banner", `!document.querySelector('#banner').hidden && document.body.dataset.conn !== 'online'`)
 	must("mute the chat with bob", other.SetNotificationLevel(ctx, direct.ID, "none"))
 	must("block bob", other.Block(ctx, bobID))
+	must("hide message text", other.SetPushSettings(ctx, true))
 	alice.offline(false)
 	alice.waitFor("bob's chat muted after the reconnect", `document.querySelector('#conv-list .conv[data-name="bob"]')?.dataset.level === 'none'`)
 	alice.waitFor("bob's message hidden after the reconnect", messageExpr("Message from someone you blocked.")+`.length === 1 && `+messageExpr("Bring snacks")+`.length === 0`)
+	alice.waitFor("the open dialog's hide-text switch on after the reconnect", `document.querySelector('#dlg-settings')?.open && document.querySelector('#push-hide-text').checked && !document.querySelector('#push-hide-text').disabled`)
+	alice.run(chromedp.Evaluate(`document.querySelector('#dlg-settings').close()`, nil))
 
 	var same bool
 	alice.eval(`window.__sameLoad === true`, &same)

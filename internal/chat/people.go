@@ -58,6 +58,23 @@ type DirectPeer struct {
 	Blocked bool   // Peer has blocked the sender asked about
 }
 
+// Mark is one user's contact or block of another, as seen from the
+// other side: who made it, and which kind it is.
+type Mark struct {
+	Owner UserID
+	Rel   Relation
+}
+
+// DeletedAccount is what closing an account ended (see
+// PeopleStore.DeleteAccount).
+type DeletedAccount struct {
+	Revoked []SessionID // the sessions that were still live
+	// Unmarked lists the other users' contacts and blocks of the account
+	// that were removed, in any order; the account's own marks are not
+	// listed, since nobody is left to tell.
+	Unmarked []Mark
+}
+
 // SentCursor orders a user's sent messages by conversation, then seq.
 type SentCursor struct {
 	Conv ConversationID
@@ -114,13 +131,14 @@ type PeopleStore interface {
 	// left.
 	TombstoneSent(ctx context.Context, sender UserID, at time.Time, limit int) ([]Message, error)
 	// DeleteAccount closes user's account in one transaction: every
-	// session is revoked (their ids are returned), the profile is erased
-	// and DeletedAt set, the username is freed, the password hash replaced
-	// by passwordHash (so that no password matches), and every contact and
-	// block by or of user is removed. Memberships and messages are left to
-	// the caller. Deleting a deleted account again changes nothing and
-	// returns no sessions. CodeNotFound for an unknown user.
-	DeleteAccount(ctx context.Context, user UserID, passwordHash string, at time.Time) ([]SessionID, error)
+	// session is revoked, the profile is erased and DeletedAt set, the
+	// username is freed, the password hash replaced by passwordHash (so
+	// that no password matches), and every contact and block by or of
+	// user is removed. It returns the revoked sessions and the other
+	// users' marks of user that it removed. Memberships and messages are
+	// left to the caller. Deleting a deleted account again changes
+	// nothing and returns nothing. CodeNotFound for an unknown user.
+	DeleteAccount(ctx context.Context, user UserID, passwordHash string, at time.Time) (DeletedAccount, error)
 }
 
 // DeletedUsername is the username a deleted account keeps in storage: it

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/natter-chat/natter/internal/chat"
 )
 
@@ -332,6 +334,7 @@ func deleteAccountTests() peopleMethod {
 		{"revokes sessions, erases the profile, frees the username", func(t *testing.T, s chat.Store, ps chat.PeopleStore, ids *IDs) {
 			a := MustCreateUser(t, s, ids, "alice")
 			b := MustCreateUser(t, s, ids, "bob")
+			c := MustCreateUser(t, s, ids, "carol")
 			var live []chat.SessionID
 			for i := range 2 {
 				sess := chat.Session{ID: chat.SessionID(ids.NextID()), User: a.ID, CreatedAt: At(0), LastUsedAt: At(0), ExpiresAt: At(time.Hour)}
@@ -346,12 +349,27 @@ func deleteAccountTests() peopleMethod {
 			mustNot(t, "UpdateProfile", err)
 			_, err = ps.SetRelation(t.Context(), a.ID, b.ID, chat.RelationContact, true, At(0))
 			mustNot(t, "SetRelation", err)
-			_, err = ps.SetRelation(t.Context(), b.ID, a.ID, chat.RelationBlock, true, At(0))
-			mustNot(t, "SetRelation", err)
+			for _, m := range []struct {
+				owner, other chat.UserID
+				rel          chat.Relation
+			}{
+				{b.ID, a.ID, chat.RelationBlock},
+				{c.ID, a.ID, chat.RelationContact},
+				{c.ID, a.ID, chat.RelationBlock},
+				{c.ID, b.ID, chat.RelationContact}, // not of alice: stays
+				{a.ID, c.ID, chat.RelationBlock},
+			} {
+				_, err = ps.SetRelation(t.Context(), m.owner, m.other, m.rel, true, At(0))
+				mustNot(t, "SetRelation", err)
+			}
 
-			revoked, err := ps.DeleteAccount(t.Context(), a.ID, "replaced", At(time.Hour))
+			done, err := ps.DeleteAccount(t.Context(), a.ID, "replaced", At(time.Hour))
 			mustNot(t, "DeleteAccount", err)
-			wantEqual(t, "revoked sessions", []chat.SessionID{live[1]}, revoked)
+			wantEqual(t, "revoked sessions", []chat.SessionID{live[1]}, done.Revoked)
+			// Only others' marks of alice are reported: their owners' devices
+			// must drop them; alice's own marks concern nobody now.
+			wantEqual(t, "removed marks of others", []chat.Mark{{Owner: b.ID, Rel: chat.RelationBlock}, {Owner: c.ID, Rel: chat.RelationBlock}, {Owner: c.ID, Rel: chat.RelationContact}}, done.Unmarked,
+				cmpopts.SortSlices(func(x, y chat.Mark) bool { return x.Owner < y.Owner || x.Owner == y.Owner && x.Rel < y.Rel }))
 			sess, err := s.GetSession(t.Context(), live[1])
 			mustNot(t, "GetSession", err)
 			if sess.RevokedAt.IsZero() {
@@ -368,20 +386,20 @@ func deleteAccountTests() peopleMethod {
 			if hash != "replaced" {
 				t.Errorf("password hash = %q, want the replacement", hash)
 			}
-			for _, owner := range []chat.UserID{a.ID, b.ID} {
+			for owner, want := range map[chat.UserID]int{a.ID: 0, b.ID: 0, c.ID: 1} {
 				n, err := ps.CountRelations(t.Context(), owner, chat.RelationContact)
 				mustNot(t, "CountRelations", err)
 				m, err := ps.CountRelations(t.Context(), owner, chat.RelationBlock)
 				mustNot(t, "CountRelations", err)
-				if n+m != 0 {
-					t.Errorf("user %v keeps %d marks", owner, n+m)
+				if n+m != want {
+					t.Errorf("user %v keeps %d marks, want %d", owner, n+m, want)
 				}
 			}
 			_, err = ps.UpdateProfile(t.Context(), a.ID, chat.ProfileChange{StatusText: ptr("back")}, At(2*time.Hour))
 			wantCode(t, err, chat.CodeNotFound)
 			again, err := ps.DeleteAccount(t.Context(), a.ID, "other", At(2*time.Hour))
 			mustNot(t, "DeleteAccount again", err)
-			wantEqual(t, "sessions revoked again", []chat.SessionID{}, again)
+			wantEqual(t, "deleting again", chat.DeletedAccount{}, again)
 		}},
 		{"unknown user is not found", func(t *testing.T, _ chat.Store, ps chat.PeopleStore, _ *IDs) {
 			_, err := ps.DeleteAccount(t.Context(), 404, "x", At(0))

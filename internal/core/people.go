@@ -244,7 +244,8 @@ const tombstoneBatch = 500
 // leaves every conversation (ownership of a group passes as when leaving),
 // every message they sent becomes a tombstone, their avatar is deleted
 // and their attachments are released for the sweep, the profile, contacts
-// and blocks are erased, the username is freed at once, and nobody can log in
+// and blocks are erased (the devices of those who had marked the user
+// get settings frames), the username is freed at once, and nobody can log in
 // to the account again. The user id stays, as the sender of the
 // tombstones; its profile reads as deleted.
 //
@@ -272,16 +273,36 @@ func (s *Service) DeleteAccount(ctx context.Context, p Principal, password, addr
 	if err != nil {
 		return err
 	}
-	revoked, err := s.people.DeleteAccount(ctx, p.User, hash, s.now())
+	done, err := s.people.DeleteAccount(ctx, p.User, hash, s.now())
 	if err != nil {
 		return err
 	}
-	for _, id := range revoked { // sessions started meanwhile
+	for _, id := range done.Revoked { // sessions started meanwhile
 		s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{p.User}, Session: id})
 	}
+	s.announceUnmarked(ctx, p.User, done.Unmarked)
 	s.log.Info("account deleted", "user", p.User)
 	// Once more, for what a session started meanwhile may have done.
 	return s.eraseActivity(ctx, p.User)
+}
+
+// announceUnmarked tells each user whose contact or block of the deleted
+// account was removed, as if they had removed it themselves (see
+// setRelation), so that their devices drop it from their lists without a
+// reload. Each frame leaves under its owner's setting lock: a mark the
+// owner stored through this node just before the deletion committed then
+// has its frame out first, and this one, the last word, follows it.
+func (s *Service) announceUnmarked(ctx context.Context, deleted chat.UserID, marks []chat.Mark) {
+	for _, m := range marks {
+		change := chat.SettingChange{What: chat.SettingContact, User: deleted}
+		if m.Rel == chat.RelationBlock {
+			change.What = chat.SettingBlock
+		}
+		mu := &s.settingLocks[uint64(m.Owner)%uint64(len(s.settingLocks))]
+		mu.Lock()
+		s.publish(ctx, chat.Event{Kind: chat.EventSettings, Users: []chat.UserID{m.Owner}, Setting: &change})
+		mu.Unlock()
+	}
 }
 
 func (s *Service) checkPassword(ctx context.Context, username, password, addr string) error {

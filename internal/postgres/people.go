@@ -301,11 +301,11 @@ func (s *Store) TombstoneSent(ctx context.Context, sender chat.UserID, at time.T
 }
 
 // DeleteAccount implements chat.PeopleStore.
-func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHash string, at time.Time) ([]chat.SessionID, error) {
+func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHash string, at time.Time) (chat.DeletedAccount, error) {
 	const op = "postgres.DeleteAccount"
-	var sessions []chat.SessionID
+	var done chat.DeletedAccount
 	err := s.write(ctx, op, "the account", func(tx pgx.Tx) error {
-		sessions = nil
+		done = chat.DeletedAccount{}
 		p, err := lockProfile(ctx, tx, op, user)
 		if err != nil || p.Deleted() {
 			return err
@@ -314,7 +314,18 @@ func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHas
 		if err != nil {
 			return err
 		}
-		if sessions, err = pgx.CollectRows(rows, pgx.RowTo[chat.SessionID]); err != nil {
+		if done.Revoked, err = pgx.CollectRows(rows, pgx.RowTo[chat.SessionID]); err != nil {
+			return err
+		}
+		// Others' marks of the user go first, so that their owners can be
+		// told.
+		rows, err = tx.Query(ctx, `DELETE FROM relations WHERE other_id = $1 RETURNING owner_id, kind`, int64(user))
+		if err != nil {
+			return err
+		}
+		if done.Unmarked, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (m chat.Mark, err error) {
+			return m, row.Scan(&m.Owner, &m.Rel)
+		}); err != nil {
 			return err
 		}
 		batch := &pgx.Batch{}
@@ -322,11 +333,11 @@ func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHas
 		batch.Queue(`INSERT INTO profiles (user_id, updated_at, deleted_at) VALUES ($1, $2, $2)
 			ON CONFLICT (user_id) DO UPDATE SET display_name = '', name_key = '', status_text = '', avatar = NULL, updated_at = $2, deleted_at = $2`,
 			int64(user), ms(at))
-		batch.Queue(`DELETE FROM relations WHERE owner_id = $1 OR other_id = $1`, int64(user))
+		batch.Queue(`DELETE FROM relations WHERE owner_id = $1`, int64(user))
 		return tx.SendBatch(ctx, batch).Close()
 	})
 	if err != nil {
-		return nil, err
+		return chat.DeletedAccount{}, err
 	}
-	return sessions, nil
+	return done, nil
 }

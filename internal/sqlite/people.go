@@ -224,21 +224,28 @@ func (s *Store) GetDirectPeer(ctx context.Context, conv chat.ConversationID, sen
 }
 
 // DeleteAccount implements chat.PeopleStore.
-func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHash string, at time.Time) ([]chat.SessionID, error) {
+func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHash string, at time.Time) (chat.DeletedAccount, error) {
 	const op = "sqlite.DeleteAccount"
+	var done chat.DeletedAccount
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, chat.Unavailable(op, err)
+		return done, chat.Unavailable(op, err)
 	}
 	defer tx.Rollback()
 	p, err := getProfile(ctx, tx, op, user)
 	if err != nil || p.Deleted() {
-		return nil, err
+		return done, err
 	}
-	sessions, err := queryAll(ctx, tx, `UPDATE sessions SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL RETURNING id`,
+	revoked, err := queryAll(ctx, tx, `UPDATE sessions SET revoked_at = ?1 WHERE user_id = ?2 AND revoked_at IS NULL RETURNING id`,
 		[]any{ms(at), int64(user)}, func(row scanner) (id chat.SessionID, err error) { return id, row.Scan(&id) })
 	if err != nil {
-		return nil, chat.Unavailable(op, err)
+		return done, chat.Unavailable(op, err)
+	}
+	// Others' marks of the user go first, so that their owners can be told.
+	unmarked, err := queryAll(ctx, tx, `DELETE FROM relations WHERE other_id = ? RETURNING owner_id, kind`,
+		[]any{int64(user)}, func(row scanner) (m chat.Mark, err error) { return m, row.Scan(&m.Owner, &m.Rel) })
+	if err != nil {
+		return done, chat.Unavailable(op, err)
 	}
 	for _, q := range []struct {
 		sql  string
@@ -248,16 +255,16 @@ func (s *Store) DeleteAccount(ctx context.Context, user chat.UserID, passwordHas
 		{`INSERT INTO profiles (user_id, updated_at, deleted_at) VALUES (?1, ?2, ?2)
 			ON CONFLICT (user_id) DO UPDATE SET display_name = '', name_key = '', status_text = '', avatar = NULL, updated_at = ?2, deleted_at = ?2`,
 			[]any{int64(user), ms(at)}},
-		{`DELETE FROM relations WHERE owner_id = ?1 OR other_id = ?1`, []any{int64(user)}},
+		{`DELETE FROM relations WHERE owner_id = ?`, []any{int64(user)}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-			return nil, chat.Unavailable(op, err)
+			return done, chat.Unavailable(op, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, chat.Unavailable(op, err)
+		return done, chat.Unavailable(op, err)
 	}
-	return sessions, nil
+	return chat.DeletedAccount{Revoked: revoked, Unmarked: unmarked}, nil
 }
 
 // ownAvatar fails not_found unless id is user's stored avatar. It runs in

@@ -133,12 +133,49 @@ export class NotifyLevels {
   }
 }
 
-/** GET /v1/me/push-settings: {hide_text}. */
-export function pushSettings(api) {
-  return api.request('GET', '/v1/me/push-settings');
-}
+/**
+ * Push privacy: whether notifications may show message text (GET/PUT
+ * /v1/me/push-settings). Read when the settings dialog asks (load()), and
+ * by the store again after each reconnect once it has been asked for. A
+ * settings frame and a change made here are newer than what a read still
+ * on its way may answer, so such an answer is dropped.
+ */
+export class PushPrivacy {
+  constructor(api, emit) {
+    this.api = api;
+    this.emit = emit; // emit(): the settings were read, set or told
+    this.settings = null; // {hide_text} as last read, set or told; null until then
+    this.reads = 0; // load() calls started: only the newest one's answer is kept
+    this.told = 0; // frames and set() calls seen
+  }
 
-/** PUT /v1/me/push-settings; resolves to the stored settings. */
-export function setPushSettings(api, settings) {
-  return api.request('PUT', '/v1/me/push-settings', settings);
+  /** Reads the settings; resolves to them, or to null when a newer read is on its way (its answer is emitted instead). */
+  async load() {
+    const read = ++this.reads;
+    const told = this.told;
+    const s = await this.api.request('GET', '/v1/me/push-settings');
+    if (read !== this.reads) return null;
+    if (told === this.told) this.#put(s);
+    return this.settings;
+  }
+
+  /** The settings from a settings frame. */
+  apply(s) {
+    this.told++;
+    this.#put(s);
+  }
+
+  /** Stores the settings; resolves to what the server stored. */
+  async set(s) {
+    this.told++;
+    const res = await this.api.request('PUT', '/v1/me/push-settings', s);
+    this.told++;
+    this.#put(res ?? s);
+    return this.settings;
+  }
+
+  #put(s) {
+    this.settings = { hide_text: !!s?.hide_text };
+    this.emit();
+  }
 }

@@ -14,7 +14,7 @@ import { ApiError } from './api.js';
 import { Connection, FrameError, NotConnected } from './transport.js';
 import { SignedURLs } from './files.js';
 import { AvatarImages } from './avatars.js';
-import { Contacts, NotifyLevels } from './prefs.js';
+import { Contacts, NotifyLevels, PushPrivacy } from './prefs.js';
 
 const TYPING_EVERY_MS = 3_000;
 const TYPING_IDLE_MS = 5_000;
@@ -38,7 +38,7 @@ export class Store extends EventTarget {
     this.profiles = new Map(); // user id -> {user, at} (display names; fetched as needed)
     this.blocked = new Set(); // user ids the user blocked
     this.blockReads = 0; // loadBlocks() calls started: only the newest one's answer is kept
-    this.pushSettings = null; // {hide_text} as a settings frame last said (null: none came)
+    this.pushPrivacy = new PushPrivacy(api, () => this.#emit('push'));
     this.files = new SignedURLs(api); // signed attachment URLs
     this.avatars = new AvatarImages(api); // avatar thumbnails, per user and avatar id
     this.contacts = new Contacts(api, () => this.#emit('contacts'), (u) => this.#remember(u));
@@ -124,6 +124,7 @@ export class Store extends EventTarget {
     this.levels.load().catch(() => {});
     this.contacts.load().catch(() => {});
     this.loadBlocks().catch(() => {});
+    if (this.pushPrivacy.reads) this.pushPrivacy.load().catch(() => {}); // only once asked for (the settings dialog reads it when it opens)
   }
 
   async #loadList(cursor) {
@@ -256,8 +257,7 @@ export class Store extends EventTarget {
         this.loadBlocks().catch(() => {}); // a read begun before the change must not undo it
         break;
       case 'push_settings':
-        this.pushSettings = { hide_text: !!f.hide_text };
-        this.#emit('push');
+        this.pushPrivacy.apply({ hide_text: !!f.hide_text });
         break;
     }
   }

@@ -5,7 +5,6 @@
 import { h } from '../dom.js';
 import { byteSize } from '../files.js';
 import { deleteAccount, downloadExport, saveBlob } from '../account.js';
-import { pushSettings, setPushSettings } from '../prefs.js';
 import { icon } from './icons.js';
 import { modal, toast } from './dialogs.js';
 
@@ -28,43 +27,60 @@ export function settingsDialog(store, push) {
   return dlg;
 }
 
-/** The push rows; hide_text follows changes made on other devices until signal aborts. */
+/**
+ * The push rows. The hide-text switch shows the store's value (see
+ * PushPrivacy): read when the dialog opens, then following changes made on
+ * other devices and, after a reconnect, the value read again, until signal
+ * aborts.
+ */
 function pushRows(store, push, signal) {
   const sw = push.switchButton('settings-push');
   sw.setAttribute('aria-labelledby', 'settings-push-label');
+  const privacy = store.pushPrivacy;
   const hide = h('input', { id: 'push-hide-text', type: 'checkbox', disabled: true, 'aria-describedby': 'push-hide-hint' });
-  const note = h('p', { id: 'push-hide-hint', class: 'hint' }, 'Notifications then say who wrote in which conversation, but not what. This applies to all your devices.');
+  const hint = 'Notifications then say who wrote in which conversation, but not what. This applies to all your devices.';
+  const note = h('p', { id: 'push-hide-hint', class: 'hint' }, hint);
+  let saving = false; // the switch shows what the user asked for until the server answers
+  let read = false; // this dialog's read (or a later value) has come
+  const show = () => {
+    if (saving || !read || !privacy.settings) return;
+    hide.checked = privacy.settings.hide_text;
+    hide.disabled = false;
+    hide.dataset.loaded = 'true';
+    note.textContent = hint;
+  };
   hide.addEventListener('change', async () => {
     const want = hide.checked;
     hide.disabled = true;
+    saving = true;
     try {
-      const s = await setPushSettings(store.api, { hide_text: want });
-      hide.checked = !!s?.hide_text;
-      toast(hide.checked ? 'Notifications will not show message text.' : 'Notifications will show message text.');
+      const s = await privacy.set({ hide_text: want });
+      toast(s.hide_text ? 'Notifications will not show message text.' : 'Notifications will show message text.');
     } catch (e) {
-      hide.checked = !want;
       toast('Could not save: ' + e.message);
     } finally {
-      hide.disabled = false;
+      saving = false;
+      show();
     }
   });
-  let live = false; // a settings frame came: newer than the read below may answer
   store.addEventListener(
     'change',
     (e) => {
-      if (e.detail.what !== 'push' || !store.pushSettings) return;
-      live = true;
-      hide.checked = store.pushSettings.hide_text;
+      if (e.detail.what !== 'push') return;
+      read = true; // whatever the store hears once the dialog is open is as new as the dialog's read
+      show();
     },
     { signal },
   );
-  pushSettings(store.api).then(
+  privacy.load().then(
     (s) => {
-      if (!live) hide.checked = !!s.hide_text;
-      hide.disabled = false;
-      hide.dataset.loaded = 'true';
+      if (!s) return; // a newer read is on its way; its answer shows
+      read = true;
+      show();
     },
-    (e) => (note.textContent = 'Could not load this setting: ' + e.message),
+    (e) => {
+      if (!read) note.textContent = 'Could not load this setting: ' + e.message;
+    },
   );
   return [
     h('div', { class: 'setting-row', hidden: sw.hidden }, h('span', { id: 'settings-push-label' }, 'Push notifications in this browser'), sw),
