@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,9 +24,7 @@ type clusterParts struct {
 	nodes    *natsbus.NodeWatch
 	seq      *sequencer.Sequencer // set by wrapHandler
 	clock    *cursorClock         // the sync cursor live frames carry (see cursor.go)
-
-	reconnecting atomic.Bool   // a reconnectSoon is running
-	stopWait     chan struct{} // closed by close: ends the lease watcher
+	stopWait chan struct{}        // closed by close: ends the lease watcher
 }
 
 // joinCluster connects to NATS, leases a node id, starts presence and
@@ -171,9 +168,10 @@ func (c *clusterParts) wrapHandler(a *App, handle func(chat.Event)) func(chat.Ev
 	c.seq = sequencer.New(handle, sequencer.Options{
 		Logger: a.log,
 		Cursor: c.clock.cursor,
-		// Messages this node could not hand on in order: its clients
-		// catch up from their cursors (which Floor kept below them).
-		OnMissed: func(chat.ConversationID) { c.reconnectSoon(a) },
+		// Messages this node could not hand on in order: the clients of
+		// the conversation's members catch up from their cursors (which
+		// Floor kept below them).
+		OnMissed: func(conv chat.ConversationID) { c.reconnectMembers(a, conv) },
 		Fetch: func(ctx context.Context, conv chat.ConversationID, after int64, limit int) ([]chat.Message, error) {
 			return store.ListMessages(ctx, chat.MessageQuery{Conv: conv, After: after, Forward: true, Limit: limit})
 		},
@@ -181,19 +179,31 @@ func (c *clusterParts) wrapHandler(a *App, handle func(chat.Event)) func(chat.Ev
 	return c.seq.Handle
 }
 
-// reconnectSoon tells the node's clients to reconnect and catch up, once
-// for a burst of calls, without blocking the caller (the sequencer calls
-// it holding its lock).
-func (c *clusterParts) reconnectSoon(a *App) {
-	if !c.reconnecting.CompareAndSwap(false, true) {
+// reconnectMembers tells this node's clients of the members of conv to
+// reconnect and catch up, after messages of conv were not handed on in
+// order (see sequencer.Options.OnMissed). Nobody else can have missed
+// them: a client receives conv's messages live only while the hub knows
+// its user as a member, its sync stream carries only changes of the
+// conversations its user is in. A member the hub learns of later either
+// connected meanwhile (its catch-up comes after the miss) or was added to
+// conv (its conversation frame makes it load conv's history).
+//
+// The members' cursors are below the missed message: no frame's cursor
+// passes a change before the change's event has reached this node (see
+// cursorClock), nor, while the sequencer waits for a message, the cursor
+// it noted when it started waiting (Floor). After the miss the cursor may
+// move on; but the sequencer calls this with its lock held, the lock under
+// which the hub hands on every event, so the reconnect frame is queued on
+// each of these connections before any frame with such a cursor. Queueing
+// never blocks, and a burst of misses of one conversation tells each
+// connection once (see wsapi.Handler.ReconnectConns).
+func (c *clusterParts) reconnectMembers(a *App, conv chat.ConversationID) {
+	if a.ws == nil || a.hub == nil {
 		return
 	}
-	go func() {
-		defer c.reconnecting.Store(false)
-		if a.ws != nil {
-			a.ws.Reconnect(a.cfg.DrainJitter)
-		}
-	}()
+	if conns := a.hub.ConnsIn(conv); len(conns) > 0 {
+		a.ws.ReconnectConns(conns, a.cfg.DrainJitter)
+	}
 }
 
 // ready reports whether the node can serve: it holds its node id lease.

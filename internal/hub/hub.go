@@ -193,6 +193,19 @@ func (h *Hub) Each(f func(Conn)) {
 	}
 }
 
+// ConnsIn returns the registered connections of the local users the hub
+// knows as members of conv: those that Handle hands conv's messages to.
+// A user whose conversations are still loading is not among them yet.
+func (h *Hub) ConnsIn(conv chat.ConversationID) []Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []Conn
+	for u := range h.convs[conv] {
+		out = append(out, h.users[u].conns...)
+	}
+	return out
+}
+
 // Handle fans e out to the local connections that must see it. It is the
 // bus subscription's handler.
 func (h *Hub) Handle(e chat.Event) {

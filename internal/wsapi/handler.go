@@ -97,6 +97,7 @@ type Handler struct {
 	mu      sync.Mutex
 	conns   map[*conn]struct{} // every open connection, authenticated or not
 	streams map[int64]*stream  // every open event stream (the fallback transport), by id
+	told    map[*conn]struct{} // open connections ReconnectConns told to reconnect
 
 	limMu     sync.Mutex
 	userLimit map[chat.UserID]*rate.Limiter // frames posted without a stream, per user
@@ -107,7 +108,7 @@ type Handler struct {
 func New(svc *core.Service, h *hub.Hub, met *metrics.Metrics, opts Options) *Handler {
 	opts.fill()
 	ws := &Handler{svc: svc, hub: h, met: met, opts: opts, log: opts.Logger, conns: make(map[*conn]struct{}),
-		streams: make(map[int64]*stream), userLimit: make(map[chat.UserID]*rate.Limiter), sweepAt: minSweep,
+		streams: make(map[int64]*stream), told: make(map[*conn]struct{}), userLimit: make(map[chat.UserID]*rate.Limiter), sweepAt: minSweep,
 		dispatch: &dispatcher{svc: svc, met: met, log: opts.Logger}}
 	ws.upgrader = gws.NewUpgrader(ws, &gws.ServerOption{
 		ReadBufferSize:     1024,
@@ -216,6 +217,7 @@ func (ws *Handler) track(c *conn, add bool) {
 		ws.met.Connections.Inc()
 	} else if _, ok := ws.conns[c]; ok {
 		delete(ws.conns, c)
+		delete(ws.told, c)
 		ws.met.Connections.Dec()
 	}
 }
@@ -284,8 +286,40 @@ func (ws *Handler) Drain(ctx context.Context, jitter time.Duration) {
 // and catch up from their cursors. A node calls it when its bus lost
 // events, so that no client keeps a cursor past a change it never got.
 func (ws *Handler) Reconnect(jitter time.Duration) {
-	ws.tellReconnect(jitter, "missed events, reconnect to catch up")
+	ws.tellReconnect(jitter, missedReason)
 }
+
+// ReconnectConns does what Reconnect does, but only for conns (the hub's
+// view of this Handler's connections; connections that have closed
+// meanwhile, or are not this Handler's, are ignored). A WebSocket is told
+// once: one that an earlier call told is skipped, so a burst of calls
+// queues one frame on each (an event stream ends once anyway). It only
+// queues, never waits, so it may be called under a lock that the hub's
+// fan-out is also called under: every frame queued to these connections
+// after it returns then comes after the reconnect frame and is never
+// written. A cluster node calls it for the members of a conversation whose
+// messages it could not hand on in order.
+func (ws *Handler) ReconnectConns(conns []hub.Conn, jitter time.Duration) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, hc := range conns {
+		switch c := hc.(type) {
+		case *stream:
+			c.end(reconnectFrame(jitter))
+		case *conn:
+			_, open := ws.conns[c]
+			if _, told := ws.told[c]; !open || told {
+				continue
+			}
+			ws.told[c] = struct{}{}
+			closeAfterReconnect(c.socket, reconnectFrame(jitter), missedReason)
+		}
+	}
+}
+
+// missedReason is the close reason of a WebSocket told to reconnect
+// because the node missed events.
+const missedReason = "missed events, reconnect to catch up"
 
 // tellReconnect sends every connection a reconnect frame and closes it
 // (WebSockets with 1001 and reason; event streams end after the frame).
@@ -296,14 +330,18 @@ func (ws *Handler) tellReconnect(jitter time.Duration, reason string) {
 		st.end(reconnectFrame(jitter))
 	}
 	for c := range ws.conns {
-		frame := reconnectFrame(jitter)
-		s := c.socket
-		s.Async(func() {
-			_ = s.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = s.WriteMessage(gws.OpcodeText, frame)
-			_ = s.WriteClose(1001, []byte(reason))
-		})
+		closeAfterReconnect(c.socket, reconnectFrame(jitter), reason)
 	}
+}
+
+// closeAfterReconnect queues, behind the frames already queued on s, the
+// reconnect frame and then a close with 1001 and reason.
+func closeAfterReconnect(s *gws.Conn, frame []byte, reason string) {
+	s.Async(func() {
+		_ = s.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = s.WriteMessage(gws.OpcodeText, frame)
+		_ = s.WriteClose(1001, []byte(reason))
+	})
 }
 
 // reconnectFrame tells a client to reconnect after a random delay below
