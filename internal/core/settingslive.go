@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"time"
 
 	"github.com/natter-chat/natter/internal/chat"
 )
@@ -22,6 +23,8 @@ import (
 // (offline, or a bus loss) reads them over REST when it loads and after
 // it reconnects.
 func (s *Service) changeSetting(ctx context.Context, user chat.UserID, change chat.SettingChange, store func(ctx context.Context) (bool, error)) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	mu := &s.settingLocks[uint64(user)%uint64(len(s.settingLocks))]
 	mu.Lock()
 	defer mu.Unlock()
@@ -35,4 +38,17 @@ func (s *Service) changeSetting(ctx context.Context, user chat.UserID, change ch
 		s.publish(ctx, chat.Event{Kind: chat.EventBlocksChanged, Users: []chat.UserID{user, change.User}})
 	}
 	return nil
+}
+
+// settingTimeout bounds a settings change once begun (as the appender
+// bounds its jobs).
+const settingTimeout = 30 * time.Second
+
+// detach returns ctx without its cancellation, bounded by settingTimeout:
+// a change once begun is stored and published even if the client goes
+// away meanwhile. Publishing under a cancelled context would make the bus
+// give the event up, and a cluster's nodes count an event given up as
+// lost: every node would tell all its clients to reconnect.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settingTimeout)
 }
