@@ -212,6 +212,14 @@ func (l *Lease) run() {
 				}
 				// Otherwise (a timeout, NATS away) the next tick tries
 				// again, until the lease would expire.
+				if err == nil {
+					// The key's age is unknown: the write that left it
+					// may be any earlier refresh whose answer was lost,
+					// and it expires counting from then. Write it again
+					// and count from this write.
+					sent = time.Now()
+					newRev, err = l.kv.Update(ctx, l.key, []byte(l.holder), newRev)
+				}
 			}
 		}
 		if err == nil {

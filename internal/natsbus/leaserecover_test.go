@@ -69,13 +69,25 @@ func TestLease_RecoveryFailingTransientlyKeepsTheLease(t *testing.T) {
 			return proxy.dropped.Load() >= 2
 		})
 		proxy.dropping.Store(false)
+		var countsFrom time.Time
 		waitUntil(t, 20*time.Second, "the lease to adopt the key's new revision", func() bool {
 			notLost()
 			l.mu.Lock()
 			defer l.mu.Unlock()
+			countsFrom = l.lastOK
 			return l.revision >= rev
 		})
 		notLost()
+		// The lease may count only from a write of its key: the key
+		// expires a TTL after its last write, and a lease that counted
+		// from later (the recovery) would outlive its key, and another
+		// node could take the id while this one still used it.
+		if e, err := kv.Get(leaseCtx(t), "node.7"); err != nil {
+			t.Fatal(err)
+		} else if e.Created().Before(countsFrom) {
+			t.Errorf("after the recovery the lease counts from %s, but its key was last written at %s, earlier",
+				countsFrom.Format(time.StampMicro), e.Created().Format(time.StampMicro))
+		}
 		if !l.Valid() {
 			t.Fatal("the recovered lease is not valid")
 		}

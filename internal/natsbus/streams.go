@@ -43,19 +43,20 @@ func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 // at once): the server checks the subjects before the name.
 const jsErrStreamSubjectOverlap jetstream.ErrorCode = 10065
 
-// retryCreate runs create again, a few times, while it fails only because
-// another node is creating the same stream at that moment.
+// retryCreate runs create again while it fails only because another node
+// is creating the same stream at that moment, for up to about 4 s (a busy
+// server may take a while over the other create).
 func retryCreate(ctx context.Context, create func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := create()
 		var apiErr *jetstream.APIError
-		if err == nil || attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrStreamSubjectOverlap {
+		if err == nil || attempt == 8 || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrStreamSubjectOverlap {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		case <-time.After(time.Duration(attempt) * 150 * time.Millisecond):
 		}
 	}
 }
