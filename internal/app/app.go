@@ -113,6 +113,9 @@ type Config struct {
 	// every event passes before the node's hub gets it (a gate that blocks
 	// stalls the subscription, as a stuck hub would).
 	busTest *busTest
+	// storeTest is for tests only; nil in production. It wraps the store
+	// as the service sees it (e.g. to hold or fail the reads of a replay).
+	storeTest func(chat.Store) chat.Store
 }
 
 // busTest is Config.busTest.
@@ -230,6 +233,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	store, presence := a.store, a.presence
+	svcStore := chat.Store(store)
+	if cfg.storeTest != nil {
+		svcStore = cfg.storeTest(store)
+	}
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg, busDropped)
 	if a.jobs, err = a.setupJobs(ctx, reg); err != nil {
@@ -246,7 +253,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.svc = core.New(core.Deps{
 		Attachments: attach.store, Blobs: attach.blobs, Cold: attach.cold, Tiers: attach.tiers,
-		Store: store, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
+		Store: svcStore, Bus: bus, IDs: ids, Presence: presence, SendLimit: perUser(cfg.SendRate, 200),
 		Hasher: auth.NewHasher(cfg.Hasher), Tokens: auth.NewTokens(key, auth.TokenOptions{}), Throttle: auth.NewThrottle(auth.ThrottleOptions{}),
 		Search: searchIndex(store),
 		People: store.(chat.PeopleStore), // both stores implement it

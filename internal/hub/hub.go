@@ -57,7 +57,9 @@ type Hub struct {
 type userState struct {
 	conns   []Conn
 	convs   map[chat.ConversationID]struct{}
-	loading int                              // loads in progress
+	loaded  bool                             // a load succeeded: convs holds the user's conversations
+	loading int                              // loads in progress (at most one)
+	loadEnd chan struct{}                    // closed when the load in progress ends; nil when none is
 	removed map[chat.ConversationID]struct{} // removals seen while loading
 }
 
@@ -90,6 +92,13 @@ func New(load Loader, opts Options) *Hub {
 // Register adds c; from its return on, c receives the events of its
 // user's conversations. The caller must call the returned unregister
 // exactly once when c closes.
+//
+// The user's first connection loads their conversations. A connection
+// that registers while that load is in progress waits for it (or for ctx),
+// so that no connection is ready before the hub knows what it must see: a
+// client that syncs right after Register then misses no live event. When
+// the load fails, a waiting connection loads the conversations itself.
+// On an error c is not registered.
 func (h *Hub) Register(ctx context.Context, c Conn) (unregister func(), err error) {
 	u := c.User()
 	h.mu.Lock()
@@ -100,28 +109,39 @@ func (h *Hub) Register(ctx context.Context, c Conn) (unregister func(), err erro
 	}
 	st.conns = append(st.conns, c)
 	h.conns++
-	first := len(st.conns) == 1 && len(st.convs) == 0
-	if first {
-		st.loading++
-	}
-	h.mu.Unlock()
 	unregister = func() { h.unregister(c) }
-	if !first {
+	for st.loading > 0 {
+		end := st.loadEnd
+		h.mu.Unlock()
+		select {
+		case <-end:
+		case <-ctx.Done():
+			unregister()
+			return nil, ctx.Err()
+		}
+		h.mu.Lock()
+	}
+	if st.loaded {
+		h.mu.Unlock()
 		return unregister, nil
 	}
+	st.loading++
+	st.loadEnd = make(chan struct{})
+	h.mu.Unlock()
 	ids, err := h.load(ctx, u)
 	h.mu.Lock()
 	st.loading--
 	if err == nil {
+		st.loaded = true
 		for _, id := range ids {
 			if _, gone := st.removed[id]; !gone {
 				h.joinLocked(u, st, id)
 			}
 		}
 	}
-	if st.loading == 0 {
-		st.removed = nil
-	}
+	st.removed = nil
+	close(st.loadEnd)
+	st.loadEnd = nil
 	h.mu.Unlock()
 	if err != nil {
 		unregister()
@@ -195,7 +215,8 @@ func (h *Hub) Each(f func(Conn)) {
 
 // ConnsIn returns the registered connections of the local users the hub
 // knows as members of conv: those that Handle hands conv's messages to.
-// A user whose conversations are still loading is not among them yet.
+// A user whose conversations are still loading is not among them yet; no
+// Register of theirs has returned then (see Register).
 func (h *Hub) ConnsIn(conv chat.ConversationID) []Conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -132,6 +132,17 @@ func (s *stream) isEnding() bool {
 	return s.ending
 }
 
+// cut ends the stream at once: the frames queued so far are dropped and
+// nothing more is queued. It returns the final frame (nil for none), to
+// be written alone.
+func (s *stream) cut() (final []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending -= int64(len(s.queue))
+	s.ending, s.queue = true, nil
+	return s.final
+}
+
 // take hands the queued frames to the writer.
 func (s *stream) take() (batch [][]byte, ending bool, final []byte) {
 	s.mu.Lock()
@@ -151,6 +162,10 @@ func (s *stream) take() (batch [][]byte, ending bool, final []byte) {
 //   - with ?cursor=N, the caller's sync stream after N as changes frames
 //     without ref, page by page until has_more is false (or a
 //     resync_required error frame carrying the cursor to continue from);
+//     when the replay fails otherwise (an error frame, e.g. unavailable)
+//     or the stream must end before the replay is complete, the stream
+//     ends there, with its final frame if any but without the live
+//     frames, whose cursors may be past the changes not replayed;
 //   - then the live frames, in the order the hub delivered them, including
 //     those that arrived during the replay: a change may thus be seen twice,
 //     once replayed and once live, which is harmless since changes carry
@@ -275,7 +290,8 @@ var pingComment = []byte(": ping\n\n")
 
 // serve writes the stream until it ends; it runs on the request's
 // goroutine. Live frames delivered before or during the ready frame and
-// the replay wait in the queue, so they follow both.
+// the replay wait in the queue, so they follow both; when the replay does
+// not complete, they are dropped (see replay).
 func (s *stream) serve(w io.Writer, rc *http.ResponseController, cursor int64) {
 	timeout := s.ws.opts.WriteTimeout
 	ready := protocol.Encode(sseReadyFrame{Type: protocol.TypeReady, User: s.principal.User.String(),
@@ -283,8 +299,20 @@ func (s *stream) serve(w io.Writer, rc *http.ResponseController, cursor int64) {
 	if s.write(w, rc, timeout, ready) != nil {
 		return
 	}
-	if cursor >= 0 && !s.replay(w, rc, cursor) {
-		return
+	if cursor >= 0 {
+		switch s.replay(w, rc, cursor) {
+		case replayBroken:
+			return
+		case replayCut:
+			// The live frames queued during the replay carry cursors past
+			// changes that the replay never sent: a client that saved one
+			// would skip those changes for good. They are dropped, and the
+			// client comes back and replays from its last cursor.
+			if final := s.cut(); final != nil {
+				_ = s.write(w, rc, finalWriteTimeout, final)
+			}
+			return
+		}
 	}
 	ping := time.NewTicker(s.ws.opts.PingInterval)
 	defer ping.Stop()
@@ -315,32 +343,57 @@ func (s *stream) serve(w io.Writer, rc *http.ResponseController, cursor int64) {
 	}
 }
 
+// replayOutcome says how a replay ended, and so what may follow it.
+type replayOutcome int
+
+const (
+	// replayDone: the last page was written, or resync_required (whose
+	// cursor the client continues from): the live frames follow.
+	replayDone replayOutcome = iota
+	// replayCut: the stream began to end before the last page, or the
+	// replay failed (after an error frame): the stream ends, with its
+	// final frame but without the live frames queued meanwhile.
+	replayCut
+	// replayBroken: a write failed or the request ended; nothing more
+	// can be written.
+	replayBroken
+)
+
 // replay writes the caller's sync stream after cursor as changes frames.
-// A failure (resync_required with its cursor, or the store being down)
-// is written as an error frame, and the live frames follow as after a
-// complete replay. It returns false when the stream must end.
-func (s *stream) replay(w io.Writer, rc *http.ResponseController, cursor int64) bool {
+// resync_required is written as an error frame with its cursor, after
+// which the live frames follow as after a complete replay. Any other
+// failure (the store being down) is written as an error frame too, and
+// then the stream ends, as it does when it began to end before the last
+// page: the live frames queued meanwhile would move the client's cursor
+// past the changes not replayed.
+func (s *stream) replay(w io.Writer, rc *http.ResponseController, cursor int64) replayOutcome {
 	for !s.isEnding() {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		cs, err := s.ws.svc.Changes(ctx, s.principal, cursor, core.MaxChangesLimit)
 		cancel()
 		if err != nil {
 			if s.ctx.Err() != nil {
-				return false
+				return replayBroken
 			}
-			return s.write(w, rc, s.ws.opts.WriteTimeout, s.ws.dispatch.errorFrame(s.principal, nil, err)) == nil
+			if s.write(w, rc, s.ws.opts.WriteTimeout, s.ws.dispatch.errorFrame(s.principal, nil, err)) != nil {
+				return replayBroken
+			}
+			if chat.ErrorCode(err) == chat.CodeResyncRequired {
+				return replayDone
+			}
+			return replayCut
 		}
 		page := protocol.FromChanges(cs)
 		frame := protocol.Encode(protocol.ChangesFrame{Type: protocol.TypeChanges, Changes: page.Changes, Cursor: page.Cursor, HasMore: page.HasMore})
 		if s.write(w, rc, s.ws.opts.WriteTimeout, frame) != nil {
-			return false
+			return replayBroken
 		}
 		if !page.HasMore || page.Cursor <= cursor {
-			return true
+			return replayDone
 		}
 		cursor = page.Cursor
 	}
-	return true
+	return replayCut
 }
 
 var (
