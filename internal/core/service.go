@@ -250,10 +250,23 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 // publish announces a stored fact on the bus. Bus delivery is best effort:
 // a failure is logged and clients catch up from the store.
 func (s *Service) publish(ctx context.Context, e chat.Event) {
+	if ctx.Err() != nil {
+		// The change is stored but its caller has gone (a client that
+		// logged out and hung up, say): announce it all the same. A bus
+		// gives up an event under an ended context, and every cluster
+		// node counts an event given up as lost and tells all its
+		// clients to reconnect.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+		defer cancel()
+	}
 	if err := s.bus.Publish(ctx, e); err != nil {
 		s.log.Warn("bus publish failed", "conv", e.Conv, "kind", e.Kind, "err", err)
 	}
 }
+
+// publishTimeout bounds a publish whose caller has gone (see publish).
+const publishTimeout = 30 * time.Second
 
 // write runs fn on the appender goroutine, in order with sends (see
 // appender), and returns its error.

@@ -23,11 +23,11 @@ import (
 // (offline, or a bus loss) reads them over REST when it loads and after
 // it reconnects.
 func (s *Service) changeSetting(ctx context.Context, user chat.UserID, change chat.SettingChange, store func(ctx context.Context) (bool, error)) error {
-	ctx, cancel := detach(ctx)
-	defer cancel()
 	mu := &s.settingLocks[uint64(user)%uint64(len(s.settingLocks))]
 	mu.Lock()
 	defer mu.Unlock()
+	ctx, cancel := detach(ctx) // from here: a wait for the lock does not use the time up
+	defer cancel()
 	changed, err := store(ctx)
 	if err != nil || !changed {
 		return err

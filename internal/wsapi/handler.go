@@ -154,7 +154,14 @@ func (ws *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	socket.Session().Store(connKey, c)
 	ws.track(c, true)
 	if c.authed.Load() {
-		if err := c.start(r.Context()); err != nil {
+		// The request's context is not cancelled once the connection is
+		// hijacked: bound the registration, which waits while the user's
+		// conversations load (hub.Register), by the time a connection has
+		// to authenticate.
+		ctx, cancel := context.WithTimeout(r.Context(), ws.opts.AuthTimeout)
+		err := c.start(ctx)
+		cancel()
+		if err != nil {
 			ws.log.Warn("ws register failed", "user", c.principal.User, "err", err)
 			_ = socket.WriteClose(1011, []byte("unavailable"))
 			ws.track(c, false)
