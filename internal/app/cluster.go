@@ -184,9 +184,11 @@ func (c *clusterParts) wrapHandler(a *App, handle func(chat.Event)) func(chat.Ev
 // order (see sequencer.Options.OnMissed). Nobody else can have missed
 // them: a client receives conv's messages live only while the hub knows
 // its user as a member, its sync stream carries only changes of the
-// conversations its user is in. A member the hub learns of later either
-// connected meanwhile (its catch-up comes after the miss) or was added to
-// conv (its conversation frame makes it load conv's history).
+// conversations its user is in. Users whose conversations are still
+// loading are told too (ConnsIn includes them). A member the hub learns
+// of later either connected meanwhile (its catch-up comes after the miss)
+// or was added to conv (its conversation frame makes it load conv's
+// history).
 //
 // The members' cursors are below the missed message: no frame's cursor
 // passes a change before the change's event has reached this node (see

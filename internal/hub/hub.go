@@ -214,15 +214,21 @@ func (h *Hub) Each(f func(Conn)) {
 }
 
 // ConnsIn returns the registered connections of the local users the hub
-// knows as members of conv: those that Handle hands conv's messages to.
-// A user whose conversations are still loading is not among them yet; no
-// Register of theirs has returned then (see Register).
+// knows as members of conv (those that Handle hands conv's messages to),
+// and those of users whose conversations are still loading, who may be
+// members: no Register of theirs has returned yet, but their connections
+// already get frames, whose cursors a client may keep.
 func (h *Hub) ConnsIn(conv chat.ConversationID) []Conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var out []Conn
 	for u := range h.convs[conv] {
 		out = append(out, h.users[u].conns...)
+	}
+	for u, st := range h.users {
+		if _, member := h.convs[conv][u]; !member && st.loading > 0 {
+			out = append(out, st.conns...)
+		}
 	}
 	return out
 }
