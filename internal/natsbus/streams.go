@@ -38,19 +38,25 @@ func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 	return kv, err
 }
 
-// jsErrStreamSubjectOverlap is the JetStream API error a stream create
-// gets when another create of the same stream is under way (nodes started
-// at once): the server checks the subjects before the name.
-const jsErrStreamSubjectOverlap jetstream.ErrorCode = 10065
+// The JetStream API errors a stream create gets when another create of
+// the same stream is under way (nodes or workers started at once): the
+// server checks the subjects before the name, and two creates can race
+// to make the stream's file store.
+const (
+	jsErrStreamSubjectOverlap jetstream.ErrorCode = 10065
+	jsErrStreamStoreFailed    jetstream.ErrorCode = 10049
+)
 
-// retryCreate runs create again while it fails only because another node
-// is creating the same stream at that moment, for up to about 4 s (a busy
+// retryCreate runs create again while it fails as it does when another
+// node is creating the same stream at that moment (a store that truly
+// cannot be made fails the same way, a few seconds later), for up to about 4 s (a busy
 // server may take a while over the other create).
 func retryCreate(ctx context.Context, create func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := create()
 		var apiErr *jetstream.APIError
-		if err == nil || attempt == 8 || !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrStreamSubjectOverlap {
+		if err == nil || attempt == 8 || !errors.As(err, &apiErr) ||
+			apiErr.ErrorCode != jsErrStreamSubjectOverlap && apiErr.ErrorCode != jsErrStreamStoreFailed {
 			return err
 		}
 		select {
