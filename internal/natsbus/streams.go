@@ -48,9 +48,9 @@ const (
 )
 
 // retryCreate runs create again while it fails as it does when another
-// node is creating the same stream at that moment (a store that truly
-// cannot be made fails the same way, a few seconds later), for up to about 4 s (a busy
-// server may take a while over the other create).
+// node is creating the same stream at that moment, for up to about 4 s (a
+// busy server may take a while over the other create); a store that
+// truly cannot be made fails the same way, a few seconds later.
 func retryCreate(ctx context.Context, create func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := create()
