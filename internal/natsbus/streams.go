@@ -51,12 +51,19 @@ const (
 // node is creating the same stream at that moment, for up to about 4 s (a
 // busy server may take a while over the other create); a store that
 // truly cannot be made fails the same way, a few seconds later.
+//
+// A request the server did not answer within the JetStream API's own
+// timeout (5 s, while ctx lives on) is tried again too, twice at most: a
+// server busy with other nodes' creates, or just restarted, may let one
+// go unanswered.
 func retryCreate(ctx context.Context, create func() error) error {
+	timeouts := 0
 	for attempt := 1; ; attempt++ {
 		err := create()
-		var apiErr *jetstream.APIError
-		if err == nil || attempt == 8 || !errors.As(err, &apiErr) ||
-			apiErr.ErrorCode != jsErrStreamSubjectOverlap && apiErr.ErrorCode != jsErrStreamStoreFailed {
+		if errors.Is(err, context.DeadlineExceeded) {
+			timeouts++
+		}
+		if err == nil || attempt == 8 || timeouts == 3 || ctx.Err() != nil || !raceOrTimeout(err) {
 			return err
 		}
 		select {
@@ -65,4 +72,14 @@ func retryCreate(ctx context.Context, create func() error) error {
 		case <-time.After(time.Duration(attempt) * 150 * time.Millisecond):
 		}
 	}
+}
+
+// raceOrTimeout reports whether a create's error is one that retryCreate
+// tries again after.
+func raceOrTimeout(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jsErrStreamSubjectOverlap || apiErr.ErrorCode == jsErrStreamStoreFailed
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }
