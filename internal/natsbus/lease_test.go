@@ -129,14 +129,7 @@ func TestLease_KeyChangedBehindItsBackIsLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		js, err := jetstream.New(env.connect(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv, err := js.KeyValue(leaseCtx(t), env.bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kv := env.leaseBucket(t)
 		if _, err := kv.Put(leaseCtx(t), "node.3", []byte("intruder")); err != nil {
 			t.Fatal(err)
 		}
@@ -174,14 +167,7 @@ func TestLease_KeyGoneIsRetakenAndShorterBucketTTLFollowed(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		js, err := jetstream.New(env.connect(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv, err := js.KeyValue(leaseCtx(t), env.bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kv := env.leaseBucket(t)
 		if err := kv.Delete(leaseCtx(t), "node.5"); err != nil {
 			t.Fatal(err)
 		}
@@ -209,4 +195,19 @@ func TestLease_KeyGoneIsRetakenAndShorterBucketTTLFollowed(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// leaseBucket opens the test's lease bucket over a connection of its own,
+// as another node (or an operator) would see it.
+func (env *testEnv) leaseBucket(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	js, err := jetstream.New(env.connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(leaseCtx(t), env.bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A refresh that finds the key's revision moved (here: the same holder
@@ -41,14 +40,7 @@ func TestLease_RecoveryFailingTransientlyKeepsTheLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		js, err := jetstream.New(env.connect(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv, err := js.KeyValue(leaseCtx(t), env.bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
+		kv := env.leaseBucket(t)
 
 		proxy.dropping.Store(true)
 		rev, err := kv.Put(leaseCtx(t), "node.7", []byte(l.Holder()))
