@@ -277,13 +277,11 @@ func (s *Service) DeleteAccount(ctx context.Context, p Principal, password, addr
 	if err != nil {
 		return err
 	}
-	// The account is gone: tell about it even if the client went away.
-	pctx, cancel := detach(ctx)
-	defer cancel()
+	// publish announces these even if the client has gone meanwhile.
 	for _, id := range done.Revoked { // sessions started meanwhile
-		s.publish(pctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{p.User}, Session: id})
+		s.publish(ctx, chat.Event{Kind: chat.EventSessionRevoked, Users: []chat.UserID{p.User}, Session: id})
 	}
-	s.announceUnmarked(pctx, p.User, done.Unmarked)
+	s.announceUnmarked(ctx, p.User, done.Unmarked)
 	s.log.Info("account deleted", "user", p.User)
 	// Once more, for what a session started meanwhile may have done.
 	return s.eraseActivity(ctx, p.User)

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"time"
 
 	"github.com/natter-chat/natter/internal/chat"
 )
@@ -26,29 +25,15 @@ func (s *Service) changeSetting(ctx context.Context, user chat.UserID, change ch
 	mu := &s.settingLocks[uint64(user)%uint64(len(s.settingLocks))]
 	mu.Lock()
 	defer mu.Unlock()
-	ctx, cancel := detach(ctx) // from here: a wait for the lock does not use the time up
-	defer cancel()
 	changed, err := store(ctx)
 	if err != nil || !changed {
 		return err
 	}
+	// Stored: publish announces it even if the client has gone meanwhile.
 	s.publish(ctx, chat.Event{Kind: chat.EventSettings, Users: []chat.UserID{user}, Setting: &change})
 	if change.What == chat.SettingBlock {
 		// For nodes of the previous release (see chat.EventBlocksChanged).
 		s.publish(ctx, chat.Event{Kind: chat.EventBlocksChanged, Users: []chat.UserID{user, change.User}})
 	}
 	return nil
-}
-
-// settingTimeout bounds a settings change once begun (as the appender
-// bounds its jobs).
-const settingTimeout = 30 * time.Second
-
-// detach returns ctx without its cancellation, bounded by settingTimeout:
-// a change once begun is stored and published even if the client goes
-// away meanwhile. Publishing under a cancelled context would make the bus
-// give the event up, and a cluster's nodes count an event given up as
-// lost: every node would tell all its clients to reconnect.
-func detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), settingTimeout)
 }
